@@ -1,0 +1,332 @@
+"""General sparse Cholesky backend: CHOLMOD on the CPU (DESIGN.md §4, item 2).
+
+CHOLMOD (supernodal, fill-reducing ordering, Takahashi selected inversion) comes
+from the ``sparsax`` wheel, which bundles SuiteSparse. ``sparsax``'s own XLA FFI
+primitives raise an XLA runtime error when a matrix is not positive definite,
+which would abort a jitted Newton iteration or a vmapped batch of integration
+points; they are therefore *not* used. Instead each operation is a
+``jax.pure_callback`` into sparsax's numpy-level CHOLMOD entry points
+(``sparsax_cpp.logdet_np / solve_np / selinv_np``, the core behind its PyTensor
+frontend), which raise a catchable Python exception. A failed factorisation
+becomes ``logdet = -inf`` and NaN solves (see /work/notes/sparsax_evaluation.md).
+
+Conventions. ``values`` is the lower triangle of Q on ``pattern`` (solver.py).
+sparsax folds the *upper* triangle (entries with row <= col), so our entry
+(rows[k], cols[k]) is handed over as (cols[k], rows[k]). CHOLMOD factorises
+P Q Pᵀ = L Lᵀ (always LL', never LDL', in sparsax) with a fill-reducing
+permutation P; symbolic analysis is cached per pattern and a numeric factor is
+reused while the values are bit-identical, so ``logdet`` followed by ``solve``
+(or by the ``logdet`` VJP) on the same values factorises once.
+
+Reverse-mode rules (Rue & Held 2005, §2.4; Takahashi et al. 1973), with v̄ the
+cotangent of the *stored* value (an off-diagonal value sets Q_ij and Q_ji):
+
+    d log|Q| = tr(Q⁻¹ dQ)  ->  v̄_k = ḡ Σ_k (2 if off-diagonal else 1),  Σ = Q⁻¹ on the pattern
+    x = Q⁻¹ b, b̄ = Q⁻¹ x̄    ->  v̄_k = −(b̄_i x_j + b̄_j x_i) (i ≠ j),  −b̄_i x_i (i = j)
+
+Batching: every callback uses ``vmap_method="expand_dims"`` and loops over the
+batch in one host call (one factorisation per batch element, none when the
+values are shared), so ``jax.vmap`` works at any nesting depth.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import NumericalError
+from .pattern import SparsePattern
+from .solver import Solver
+
+try:  # sparsax ships SuiteSparse's CHOLMOD; its numpy entry points never abort XLA.
+    import sparsax as _sparsax
+    import sparsax_cpp as _cholmod
+except ImportError as exc:  # pragma: no cover - sparsax is a hard dependency
+    raise ImportError(
+        'the "sparse" solver backend needs the sparsax package (pip install "sparsax>=0.9"); '
+        'use make_solver(..., backend="dense") or "bta" without it'
+    ) from exc
+
+_MODE_A = _sparsax.MODE_A  # solve Q x = b
+_MODE_LT = _sparsax.MODE_LT  # solve Lᵀ x = b
+_MODE_PT = _sparsax.MODE_PT  # x = Pᵀ b
+
+
+def _is_not_positive_definite(error: RuntimeError) -> bool:
+    return "not positive definite" in str(error)
+
+
+class _CholmodKernels:
+    """Host-side CHOLMOD calls on one pattern (numpy in, numpy out, one matrix at a time).
+
+    A matrix that is not positive definite gives -inf / NaN instead of an exception; a
+    non-finite value gives NaN; any other CHOLMOD failure (out of memory, ...) raises.
+    """
+
+    def __init__(self, pattern: SparsePattern):
+        self.n = pattern.n
+        self.nnz = pattern.nnz
+        # Upper-triangle COO for sparsax: our lower entry (r, c) is its (c, r).
+        self.ai = np.ascontiguousarray(pattern.cols, dtype=np.int32)
+        self.aj = np.ascontiguousarray(pattern.rows, dtype=np.int32)
+
+    def _factorise(self, values: np.ndarray) -> float:
+        """log|Q| (factorising, or reusing the cached factor); NaN/-inf on failure."""
+        if not np.all(np.isfinite(values)):
+            return np.nan
+        try:
+            return float(_cholmod.logdet_np(self.ai, self.aj, values, self.n))
+        except RuntimeError as error:
+            if _is_not_positive_definite(error):
+                return -np.inf
+            raise NumericalError(f"CHOLMOD failed on a {self.n}x{self.n} matrix: {error}") from error
+
+    def _solve(self, values: np.ndarray, rhs: np.ndarray, mode: int) -> np.ndarray:
+        # Only called right after a successful _factorise on the same values: cache hit.
+        return np.asarray(_cholmod.solve_np(self.ai, self.aj, values, np.ascontiguousarray(rhs), mode))
+
+    def logdet(self, values):
+        return (np.float64(self._factorise(values)),)
+
+    def logdet_and_solve(self, values, rhs):
+        logdet = self._factorise(values)
+        if not np.isfinite(logdet):
+            return np.float64(logdet), np.full(rhs.shape, np.nan)
+        return np.float64(logdet), self._solve(values, rhs, _MODE_A)
+
+    def solve(self, values, rhs):
+        return (self.logdet_and_solve(values, rhs)[1],)
+
+    def selinv(self, values):
+        if not np.isfinite(self._factorise(values)):
+            return (np.full(self.nnz, np.nan),)
+        return (np.asarray(_cholmod.selinv_np(self.ai, self.aj, values, self.n)),)
+
+    def selinv_and_solve(self, values, rhs):
+        if not np.isfinite(self._factorise(values)):
+            return np.full(self.nnz, np.nan), np.full(rhs.shape, np.nan)
+        x = self._solve(values, rhs, _MODE_A)
+        return np.asarray(_cholmod.selinv_np(self.ai, self.aj, values, self.n)), x
+
+    def colour(self, values, noise):
+        """x = Pᵀ L⁻ᵀ z for each row z of noise (m, n): Cov(x) = Pᵀ L⁻ᵀ L⁻¹ P = Q⁻¹."""
+        if not np.isfinite(self._factorise(values)):
+            return (np.full(noise.shape, np.nan),)
+        z = np.ascontiguousarray(noise.T)
+        x = self._solve(values, self._solve(values, z, _MODE_LT), _MODE_PT)
+        return (np.ascontiguousarray(x.T),)
+
+
+def _host_batched(kernel: Callable, core_ndims: Sequence[int], out_core_shapes: Sequence[tuple]):
+    """Wrap a one-matrix host kernel so it accepts leading batch axes on every argument.
+
+    Under ``vmap_method="expand_dims"`` each vmap level adds one leading axis to every
+    argument (size 1 where unbatched); results must carry the full broadcast batch shape.
+    """
+
+    def host(*args):
+        args = [np.asarray(a, dtype=np.float64) for a in args]
+        batch = np.broadcast_shapes(*(a.shape[: a.ndim - k] for a, k in zip(args, core_ndims)))
+        args = [np.broadcast_to(a, batch + a.shape[a.ndim - k :]) for a, k in zip(args, core_ndims)]
+        outs = [np.empty(batch + tuple(s), dtype=np.float64) for s in out_core_shapes]
+        for idx in np.ndindex(*batch):
+            results = kernel(*(np.ascontiguousarray(a[idx]) for a in args))
+            for out, res in zip(outs, results):
+                out[idx] = res
+        return tuple(outs)
+
+    return host
+
+
+def _callback(kernel: Callable, out_core_shapes: Sequence[tuple], *args):
+    """``jax.pure_callback`` of a host kernel; vmap-able (see :func:`_host_batched`)."""
+    args = [jnp.asarray(a, dtype=jnp.float64) for a in args]
+    specs = tuple(jax.ShapeDtypeStruct(tuple(s), jnp.float64) for s in out_core_shapes)
+    host = _host_batched(kernel, [a.ndim for a in args], out_core_shapes)
+    return jax.pure_callback(host, specs, *args, vmap_method="expand_dims")
+
+
+class SparseSolver(Solver):
+    """CHOLMOD (sparse supernodal Cholesky) implementation of :class:`Solver`, CPU.
+
+    Works inside ``jax.jit`` (values traced), ``jax.vmap`` (one host loop over the
+    batch), ``lax.scan``/``while_loop``; ``logdet``, ``solve`` and ``logdet_and_solve``
+    are reverse-mode differentiable (custom VJPs via the selected inverse). Not positive
+    definite: ``logdet`` = -inf, solves/selected inverse/samples NaN, no exception
+    (gradients through a failed factorisation are NaN, except that a zero cotangent
+    contributes exactly zero, so ``jnp.where(ok, logdet, fallback)`` differentiates cleanly).
+
+    Example:
+        >>> import numpy as np, adelia
+        >>> from adelia.engine.pattern import SparsePattern
+        >>> p = SparsePattern.from_entries(2, [0, 1, 1], [0, 0, 1])
+        >>> s = SparseSolver(p)
+        >>> round(float(s.logdet(np.array([2.0, 1.0, 2.0]))), 12)  # log(2*2 - 1*1)
+        1.098612288668
+        >>> float(s.logdet(np.array([1.0, 2.0, 1.0])))  # indefinite
+        -inf
+    """
+
+    def __init__(self, pattern: SparsePattern):
+        if not jax.config.jax_enable_x64:
+            raise NumericalError("the sparse (CHOLMOD) backend computes in float64: import adelia first")
+        self.pattern = pattern
+        self._kernels = _CholmodKernels(pattern)
+        self._rows = np.asarray(pattern.rows)
+        self._cols = np.asarray(pattern.cols)
+        # Off-diagonal stored values occur twice in Q: weight 2 in d log|Q|, and the
+        # solve cotangent formula counts the diagonal twice, so halve it there.
+        self._offdiag_weight = np.where(self._rows == self._cols, 1.0, 2.0)
+        self._diag_half = np.where(self._rows == self._cols, 0.5, 1.0)
+        self._logdet = self._make_logdet()
+        self._solve = self._make_solve()
+        self._logdet_and_solve = self._make_logdet_and_solve()
+
+    # -- cotangent helpers (pure JAX) ------------------------------------------------------
+    # A zero cotangent gives an exactly zero contribution even where the factorisation
+    # failed (NaN selected inverse / solves), so `jnp.where(ok, logdet, fallback)` stays
+    # differentiable on the ok branch instead of turning every gradient into NaN.
+    def _values_cotangent_from_selinv(self, g, selinv):
+        # d log|Q| = tr(Q⁻¹ dQ): needs Q⁻¹ only on the pattern of Q.
+        return jnp.where(g == 0, 0.0, g * selinv * jnp.asarray(self._offdiag_weight))
+
+    def _values_cotangent_from_solve(self, b_bar, x):
+        # d(Q⁻¹ b) = −Q⁻¹ dQ Q⁻¹ b: Q̄ = −b̄ xᵀ, folded onto the stored lower triangle.
+        r, c = self._rows, self._cols
+        cross = b_bar[r] * x[c] + b_bar[c] * x[r]
+        if cross.ndim == 2:
+            cross = cross.sum(axis=-1)
+        return jnp.where(jnp.all(b_bar == 0), 0.0, -cross * jnp.asarray(self._diag_half))
+
+    @staticmethod
+    def _zero_if_zero(x_bar, b_bar):
+        """b̄ = Q⁻¹ x̄ forced to exactly 0 when x̄ is 0 (see above)."""
+        return jnp.where(jnp.all(x_bar == 0), jnp.zeros_like(b_bar), b_bar)
+
+    # -- custom-VJP primitives -------------------------------------------------------------
+    def _make_logdet(self):
+        kernels = self._kernels
+
+        def primal(values):
+            return _callback(kernels.logdet, [()], values)[0]
+
+        logdet = jax.custom_vjp(primal)
+
+        def fwd(values):
+            return primal(values), values
+
+        def bwd(values, g):
+            selinv = _callback(kernels.selinv, [(kernels.nnz,)], values)[0]
+            return (self._values_cotangent_from_selinv(g, selinv),)
+
+        logdet.defvjp(fwd, bwd)
+        return logdet
+
+    def _make_solve(self):
+        kernels = self._kernels
+
+        def primal(values, rhs):
+            return _callback(kernels.solve, [rhs.shape], values, rhs)[0]
+
+        solve = jax.custom_vjp(primal)
+
+        def fwd(values, rhs):
+            x = primal(values, rhs)
+            return x, (values, x)
+
+        def bwd(res, x_bar):
+            values, x = res
+            b_bar = _callback(kernels.solve, [x_bar.shape], values, x_bar)[0]
+            b_bar = self._zero_if_zero(x_bar, b_bar)
+            return self._values_cotangent_from_solve(b_bar, x), b_bar
+
+        solve.defvjp(fwd, bwd)
+        return solve
+
+    def _make_logdet_and_solve(self):
+        kernels = self._kernels
+
+        def primal(values, rhs):
+            return _callback(kernels.logdet_and_solve, [(), rhs.shape], values, rhs)
+
+        logdet_and_solve = jax.custom_vjp(primal)
+
+        def fwd(values, rhs):
+            logdet, x = primal(values, rhs)
+            return (logdet, x), (values, x)
+
+        def bwd(res, cotangents):
+            values, x = res
+            g, x_bar = cotangents
+            selinv, b_bar = _callback(
+                kernels.selinv_and_solve, [(kernels.nnz,), x_bar.shape], values, x_bar
+            )
+            b_bar = self._zero_if_zero(x_bar, b_bar)
+            values_bar = self._values_cotangent_from_selinv(g, selinv) + self._values_cotangent_from_solve(
+                b_bar, x
+            )
+            return values_bar, b_bar
+
+        logdet_and_solve.defvjp(fwd, bwd)
+        return logdet_and_solve
+
+    # -- Solver interface -----------------------------------------------------------------
+    def logdet(self, values: jax.Array) -> jax.Array:
+        """log|Q| (scalar); -inf when not positive definite, NaN for non-finite values."""
+        return self._logdet(jnp.asarray(values, dtype=jnp.float64))
+
+    def solve(self, values: jax.Array, rhs: jax.Array) -> jax.Array:
+        """Q⁻¹ rhs for rhs of shape (n,) or (n, k); NaN when not positive definite."""
+        rhs = jnp.asarray(rhs, dtype=jnp.float64)
+        if rhs.ndim not in (1, 2) or rhs.shape[0] != self.n:
+            raise ValueError(f"solve: rhs must have shape ({self.n},) or ({self.n}, k), got {rhs.shape}")
+        return self._solve(jnp.asarray(values, dtype=jnp.float64), rhs)
+
+    def logdet_and_solve(self, values: jax.Array, rhs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(log|Q|, Q⁻¹ rhs) from one CHOLMOD factorisation; differentiable in both."""
+        rhs = jnp.asarray(rhs, dtype=jnp.float64)
+        if rhs.ndim not in (1, 2) or rhs.shape[0] != self.n:
+            raise ValueError(
+                f"logdet_and_solve: rhs must have shape ({self.n},) or ({self.n}, k), got {rhs.shape}"
+            )
+        return self._logdet_and_solve(jnp.asarray(values, dtype=jnp.float64), rhs)
+
+    def selected_inverse(self, values: jax.Array) -> jax.Array:
+        """Q⁻¹ on the pattern (nnz,), aligned with ``values`` (Takahashi recursion). Forward only."""
+        values = jnp.asarray(values, dtype=jnp.float64)
+        return _callback(self._kernels.selinv, [(self.pattern.nnz,)], jax.lax.stop_gradient(values))[0]
+
+    def sample_from_noise(self, values: jax.Array, noise: jax.Array) -> jax.Array:
+        """x = Pᵀ L⁻ᵀ z (P Q Pᵀ = L Lᵀ, CHOLMOD's factor) for z of shape (n,) or (m, n).
+
+        For z ~ N(0, I), x ~ N(0, Q⁻¹). Forward only."""
+        values = jax.lax.stop_gradient(jnp.asarray(values, dtype=jnp.float64))
+        noise = jnp.asarray(noise, dtype=jnp.float64)
+        if noise.ndim not in (1, 2) or noise.shape[-1] != self.n:
+            raise ValueError(
+                f"sample_from_noise: noise must have shape ({self.n},) or (m, {self.n}), got {noise.shape}"
+            )
+        z = noise.reshape(-1, self.n)
+        return _callback(self._kernels.colour, [z.shape], values, z)[0].reshape(noise.shape)
+
+    def sample(self, values: jax.Array, key: jax.Array, n_samples: int = 1) -> jax.Array:
+        """n_samples draws from N(0, Q⁻¹), shape (n_samples, n)."""
+        noise = jax.random.normal(key, (n_samples, self.n), dtype=jnp.float64)
+        return self.sample_from_noise(values, noise)
+
+    # -- host-side introspection (eager, numpy) ------------------------------------------
+    def fill_reducing_permutation(self, values) -> np.ndarray:
+        """CHOLMOD's ordering for these values: ``perm[i]`` = original index at factor position i,
+        so that Q[perm][:, perm] = L Lᵀ. Eager (numpy); raises when Q is not positive definite."""
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        kernels = self._kernels
+        if not np.isfinite(kernels._factorise(values)):
+            from ..errors import NotPositiveDefiniteError
+
+            raise NotPositiveDefiniteError(f"the {self.n}x{self.n} matrix is not positive definite")
+        # (P b)_i = b_perm[i]: apply P to 0..n-1.
+        ramp = np.arange(self.n, dtype=np.float64)
+        return np.rint(kernels._solve(values, ramp, _sparsax.MODE_P)).astype(np.int64)

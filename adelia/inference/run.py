@@ -1,0 +1,256 @@
+"""The INLA algorithm end to end (Rue, Martino & Chopin 2009; R-INLA's compact mode).
+
+1. Mode θ* of log π̃(θ | y) by BFGS on exact AD gradients (:mod:`.optimize`).
+2. Hessian at θ* (central differences of AD gradients, step √h as R-INLA), its eigen-axes,
+   the skewness scalings σ± from log π̃ at z = ±√2 e_i (:mod:`.design`).
+3. The integration design (grid for d ≤ 2, CCD above, or as asked) and, at every design
+   point θ_k as one vmapped batch: log π̃(θ_k | y), the Gaussian approximation (mode,
+   constrained marginal variances), the VB-corrected mean, the linear predictor's moments.
+4. Mixture weights, marginal likelihoods, latent/predictor/hyperparameter marginals, and the
+   criteria asked for in ``control_compute``.
+
+The output is a :class:`Posterior` of plain arrays; :class:`adelia.results.InlaResult` turns
+it into R-INLA-named tables.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import NumericalError
+from . import design as des
+from .constraints import constrained_solve, constraint_variance_correction
+from .hyperpar import HyperMarginal, hyperparameter_marginals
+from .optimize import ModeResult, find_mode, hessian_from_gradients
+from .summaries import Mixture
+from .vb import vb_correct_mean, vb_nodes
+
+
+class NewtonWarning(UserWarning):
+    """The inner Newton iteration did not converge at some θ (named in the message)."""
+
+
+@dataclass
+class PointResults:
+    """Per design point (arrays with a leading axis of size K)."""
+
+    theta: np.ndarray  # (K, d_free)
+    theta_full: np.ndarray  # (K, n_theta)
+    log_post: np.ndarray  # (K,) log π̃(θ_k | y) without weights
+    mode: np.ndarray  # (K, n_latent) x* of π_G
+    mean: np.ndarray  # (K, n_latent) VB-corrected mean
+    var: np.ndarray  # (K, n_latent) constrained marginal variances
+    eta_mean: np.ndarray  # (K, n_obs)
+    eta_var: np.ndarray  # (K, n_obs)
+    newton_iterations: np.ndarray
+    newton_converged: np.ndarray
+    vb_iterations: np.ndarray
+
+
+@dataclass
+class Posterior:
+    """Everything INLA computed, as arrays (no names): see :class:`adelia.results.InlaResult`."""
+
+    mode: ModeResult
+    theta_mode: np.ndarray  # free, internal
+    log_post_mode: float
+    hessian: np.ndarray
+    axes: des.HessianAxes
+    stdev_corr_pos: np.ndarray
+    stdev_corr_neg: np.ndarray
+    design: des.IntegrationDesign
+    points: PointResults
+    probabilities: np.ndarray  # (K,) mixture weights (unpruned)
+    mlik_integration: float
+    mlik_gaussian: float
+    latent: Mixture
+    predictor: Mixture
+    hyper: list[HyperMarginal]
+    x_mode: np.ndarray  # latent mode at θ*
+    criteria: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    n_evaluations: int = 0
+
+
+def _point_function(model, use_vb: bool):
+    """One design point: θ_free -> everything the marginals need (jit + vmap-able)."""
+    lap = model.laplace
+    g = model.graph
+    lay = model.layout
+    nodes = vb_nodes(g)
+    lap.vb_nodes = nodes
+    C = lap.C
+
+    def point(theta_free, x0):
+        theta = lay.expand(theta_free)
+        ga = lap.gaussian_approximation(theta, x0)
+        lp = lap._objective_at(theta, ga.mode)
+        av = g.a_values(theta)
+        eta_var = g.predictor_variance(av, ga.selected_inverse)
+        if C is not None:
+            AW = g.predictor(av, ga.W)
+            eta_var = eta_var - constraint_variance_correction(AW, ga.S)
+        eta_var = jnp.maximum(eta_var, 0.0)
+        mean = ga.mode
+        vb_it = jnp.asarray(0)
+        if use_vb and nodes.size:
+            E = jnp.zeros((g.n_latent, nodes.size)).at[jnp.asarray(nodes), jnp.arange(nodes.size)].set(1.0)
+            Sigma_S, _, _ = constrained_solve(g.solver, ga.precision_values, E, C, None)
+            mean, vb_it = vb_correct_mean(lap, theta, ga.mode, Sigma_S, ga.variance, eta_var)
+        eta_mean = g.predictor(av, mean) + jnp.asarray(model.observations.offset)
+        return lp, ga.mode, mean, ga.variance, eta_mean, eta_var, ga.status.iterations, ga.status.converged, vb_it
+
+    return point
+
+
+def _evaluate_points(model, thetas: np.ndarray, x0: np.ndarray, use_vb: bool) -> PointResults:
+    fn = getattr(model, "_point_batch", None)
+    if fn is None or getattr(model, "_point_batch_vb", None) != use_vb:
+        fn = jax.jit(jax.vmap(_point_function(model, use_vb), in_axes=(0, None)))
+        model._point_batch = fn
+        model._point_batch_vb = use_vb
+    out = fn(jnp.asarray(thetas, dtype=jnp.float64), jnp.asarray(x0))
+    lp, mode, mean, var, em, ev, nit, conv, vbit = (np.asarray(o) for o in out)
+    full = np.asarray(jax.vmap(model.layout.expand)(jnp.asarray(thetas)))
+    return PointResults(np.asarray(thetas), full, lp, mode, mean, var, em, ev, nit, conv, vbit)
+
+
+def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progress=None) -> "Posterior":
+    """Run INLA on a compiled :class:`adelia.model.Model`."""
+    from ..progress import Progress
+
+    ci = model.controls["control_inla"]
+    cm = model.controls["control_mode"]
+    cc = model.controls["control_compute"]
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    prog = progress or Progress(enabled=verbose)
+
+    # --- 1. the mode ---------------------------------------------------------------------------------
+    theta0 = model.theta0 if cm.get("theta") is None else np.asarray(cm["theta"], dtype=float)
+    d = theta0.size
+    if cm.get("fixed") or d == 0:
+        f0, _ = model.value_and_grad(theta0) if d else (model.log_posterior(theta0), None)
+        mode = ModeResult(theta0, f0, np.zeros(d), True, 0, 1, "fixed by control_mode" if d else "no hyperparameters")
+    else:
+        if ci["gradient"] == "fd":
+            def vg(th):
+                return model.log_posterior(th), model.grad_log_posterior(th, method="fd", step=float(ci["h"]))
+        else:
+            vg = model.value_and_grad
+        prog.start("mode search")
+        mode = find_mode(vg, theta0, callback=lambda it, th, f: prog.update(f"iteration {it}: log π(θ|y) = {f:.4f}"))
+        prog.stop()
+    timings["mode"] = time.perf_counter() - t0
+    theta_star = mode.theta
+    f_star = model.log_posterior(theta_star)
+    x_warm = np.asarray(model._x_warm)
+
+    # --- 2. Hessian, axes, skewness ------------------------------------------------------------------
+    t1 = time.perf_counter()
+    if d:
+        hess = hessian_from_gradients(model.grad_batch, theta_star, step=float(np.sqrt(ci["h"])))
+        axes = des.hessian_axes(hess.hessian)
+        if axes.repaired:
+            msg = (f"the Hessian of log π(θ|y) at the mode θ* = {np.round(theta_star, 4).tolist()} is not positive definite "
+                   f"(eigenvalues {np.round(hess.original_eigenvalues, 5).tolist()}); using R-INLA's fallback (diagonal Hessian)")
+            warnings.warn(msg, UserWarning, stacklevel=3)
+            notes.append(msg)
+        sk_pts = des.skewness_points(theta_star, axes)
+        sk_vals = model.log_posterior_batch(sk_pts)
+        # R-INLA 25.x (compact mode) rescales σ± to σ⁺σ⁻ = 1 (hessian.correct.skewness.only):
+        # every reference fit has stdev_corr_positive · stdev_corr_negative = 1
+        pos, neg = des.skewness_scalings(sk_vals, f_star, correct_skewness_only=True)
+        hmat = hess.hessian
+    else:
+        axes = des.HessianAxes(np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0)))
+        pos = neg = np.zeros(0)
+        hmat = np.zeros((0, 0))
+    timings["hessian"] = time.perf_counter() - t1
+
+    # --- 3. design points ------------------------------------------------------------------------------
+    t2 = time.perf_counter()
+    strategy = ci["int.strategy"]
+    if strategy in ("user", "user.std"):
+        raise NotImplementedError('int.strategy "user"/"user.std" (user-given design points) is not available yet')
+    if d == 0:
+        design = des.IntegrationDesign("eb", np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0)), np.zeros(1), 1.0)
+    else:
+        design = des.integration_design(theta_star, axes, pos, neg, strategy=strategy)
+    use_vb = bool(ci.get("vb.correction", True)) and model.controls["control_vb"]["enable"] not in (False, "false", "FALSE")
+    prog.start(f"integration over {design.size} points")
+    pts = _evaluate_points(model, design.theta, x_warm, use_vb)
+    prog.stop()
+    bad = ~np.isfinite(pts.log_post)
+    if np.any(bad):
+        msg = f"log π(θ|y) is not finite at {int(bad.sum())} integration point(s) (e.g. θ = {np.round(design.theta[bad][0], 4).tolist()}); they get weight 0"
+        warnings.warn(msg, NewtonWarning, stacklevel=3)
+        notes.append(msg)
+        pts.log_post = np.where(bad, -np.inf, pts.log_post)
+    noconv = ~pts.newton_converged.astype(bool)
+    if np.any(noconv & ~bad):
+        msg = (f"the inner Newton iteration for the latent mode did not converge at {int((noconv & ~bad).sum())} integration point(s) "
+               f"(e.g. θ = {np.round(design.theta[noconv & ~bad][0], 4).tolist()}) after step halving; results there may be inaccurate")
+        warnings.warn(msg, NewtonWarning, stacklevel=3)
+        notes.append(msg)
+    timings["integration"] = time.perf_counter() - t2
+
+    # --- 4. weights, mlik, marginals ------------------------------------------------------------------------
+    t3 = time.perf_counter()
+    probs = des.mixture_probabilities(design, pts.log_post)
+    if d:
+        mlik_g = des.log_mlik_gaussian(f_star, axes)
+        mlik_i = des.log_mlik_integration(design, pts.log_post, f_star, axes, pos, neg)
+    else:
+        mlik_g = mlik_i = float(pts.log_post[0])
+    p_latent = des.prune_probabilities(probs, 0.999)
+    p_pred = des.prune_probabilities(probs, 0.975)
+    keep = p_latent > 0
+    latent = Mixture(p_latent[keep], pts.mean[keep], np.sqrt(np.maximum(pts.var[keep], 0.0)))
+    keep2 = p_pred > 0
+    predictor = Mixture(p_pred[keep2], pts.eta_mean[keep2], np.sqrt(np.maximum(pts.eta_var[keep2], 1e-300)))
+    hyper = (
+        hyperparameter_marginals(theta_star, axes, pos, neg, design.theta, pts.log_post, strategy=design.strategy) if d else []
+    )
+    timings["marginals"] = time.perf_counter() - t3
+    centre = int(np.argmax(np.all(design.z == 0, axis=1))) if d else 0
+    x_mode = pts.mode[centre]
+
+    post = Posterior(
+        mode=mode,
+        theta_mode=theta_star,
+        log_post_mode=f_star,
+        hessian=hmat,
+        axes=axes,
+        stdev_corr_pos=pos,
+        stdev_corr_neg=neg,
+        design=design,
+        points=pts,
+        probabilities=probs,
+        mlik_integration=float(mlik_i),
+        mlik_gaussian=float(mlik_g),
+        latent=latent,
+        predictor=predictor,
+        hyper=hyper,
+        x_mode=x_mode,
+        timings=timings,
+        warnings=notes,
+        n_evaluations=mode.n_evaluations + 2 * d + 2 * d + design.size,
+    )
+    if cc.get("dic") or cc.get("waic") or cc.get("cpo") or cc.get("po"):
+        from .criteria import compute_criteria
+
+        t4 = time.perf_counter()
+        post.criteria = compute_criteria(model, post, cc)
+        timings["criteria"] = time.perf_counter() - t4
+    timings["total"] = time.perf_counter() - t0
+    return post

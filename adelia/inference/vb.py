@@ -1,0 +1,104 @@
+"""R-INLA's variational-Bayes correction of the latent mean (compact mode, ``control.vb``).
+
+The Gaussian approximation π_G(x | y, θ) is centred at the mode x*; for non-Gaussian
+likelihoods the posterior mean differs. R-INLA (van Niekerk & Rue 2024, "Low-rank
+variational Bayes correction to the Laplace method", JMLR 25(62);
+``GMRFLib_ai_vb_correct_mean_preopt``) moves the mean within the span of a few columns of
+Σ = Q_c⁻¹ (a set S of "VB nodes": every fixed effect, and all nodes of each f() term of
+size ≤ 30, else 30 spread-out ones) by Newton steps on the expected negative log joint
+under N(x̄, Σ):
+
+    B_i = −E[∂ℓ_i(η̄_i + s_i z)],  z ~ N(0, 1)      (15-point Gauss–Hermite; s_i² = Var(η_i))
+    g   = Q (x̄ − μ) + Aᵀ B                              (gradient of the expected −log joint)
+    δ   = −(Σ_SS)⁺ (Σ g)_S,   dx = Σ_{:,S} δ           (Newton step in span Σ_{:,S}; Mᵀ Q_c M = Σ_SS)
+
+with dx truncated to ±5 sd per node, until max|dx_i / sd_i| < 0.01 (≤ 25 iterations).
+The step aborts (keeping x*) on non-finite values or when x̄ drifts ≥ 25 sd from x*.
+Σ's columns are the constrained ones (conditioning by kriging), so C x̄ = e is kept.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: probabilists' Gauss–Hermite rule with 15 points (weights sum to 1)
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(15)
+_GH_W = _GH_W / _GH_W.sum()
+
+
+def vb_nodes(graph, limit: int = 30) -> np.ndarray:
+    """R-INLA's VB node set: all fixed effects; per f() term all nodes if N ≤ limit, else
+    ``limit`` nodes j·len + k (mod N) with len = max(1, N // limit), k = max(1, len // 2)."""
+    nodes = []
+    for b in graph.blocks:
+        if b.kind == "fixed":
+            nodes.append(np.array([b.start]))
+            continue
+        N = b.size
+        if N <= limit:
+            nodes.append(b.start + np.arange(N))
+        else:
+            step = max(1, N // limit)
+            k = max(1, step // 2)
+            nodes.append(b.start + (np.arange(limit) * step + k) % N)
+    return np.unique(np.concatenate(nodes)) if nodes else np.zeros(0, dtype=np.int64)
+
+
+def vb_correct_mean(laplace, theta, x_star, Sigma_S, var_latent, eta_var, max_iter: int = 25, tol: float = 0.01, emergency: float = 25.0):
+    """The VB-corrected latent mean at one θ (jit-able).
+
+    Args:
+        laplace: the :class:`~adelia.inference.laplace.LaplaceApproximation`.
+        theta: full θ.
+        x_star: the mode of π_G.
+        Sigma_S: (n, m) the constrained covariance columns of the VB nodes S.
+        var_latent: (n,) constrained marginal variances (for the stopping rule).
+        eta_var: (n_obs,) Var(η_i) under π_G.
+    Returns:
+        (x̄, iterations).
+    """
+    g = laplace.graph
+    obs = laplace.obs
+    nodes = jnp.asarray(laplace.vb_nodes)
+    qv = g.prior_values(theta)
+    av = g.a_values(theta)
+    off = jnp.asarray(obs.offset)
+    s = jnp.sqrt(jnp.maximum(eta_var, 0.0))
+    sd = jnp.sqrt(jnp.maximum(var_latent, 1e-300))
+    gx = jnp.asarray(_GH_X)
+    gw = jnp.asarray(_GH_W)
+    Sigma_SS = Sigma_S[nodes, :]
+    Sigma_SS_pinv = jnp.linalg.pinv(0.5 * (Sigma_SS + Sigma_SS.T), rtol=6.055454e-06)  # GSL_ROOT3_DBL_EPSILON
+
+    def expected_grad(xbar):
+        eta = g.predictor(av, xbar) + off
+        pts = eta[None, :] + s[None, :] * gx[:, None]  # (15, n_obs)
+        d1 = jax.vmap(lambda e: obs.derivatives(e, theta)[0])(pts)
+        B = -(gw @ d1)
+        r = xbar - jnp.asarray(g.prior_mean)
+        return g.prior_matvec(qv, r) + g.predictor_transpose(av, B)
+
+    def step(xbar):
+        grad = expected_grad(xbar)
+        delta = -Sigma_SS_pinv @ (Sigma_S.T @ grad)
+        dx = Sigma_S @ delta
+        return jnp.clip(dx, -5.001 * sd, 5.001 * sd)
+
+    def cond(state):
+        it, xbar, change, ok = state
+        return (it < max_iter) & (change >= tol) & ok
+
+    def body(state):
+        it, xbar, _, ok = state
+        dx = step(xbar)
+        new = xbar + dx
+        finite = jnp.all(jnp.isfinite(new))
+        drift = jnp.max(jnp.abs(new - x_star) / sd)
+        ok = finite & (drift < emergency)
+        change = jnp.max(jnp.abs(dx) / sd)
+        return it + 1, jnp.where(ok, new, xbar), change, ok
+
+    it, xbar, change, ok = jax.lax.while_loop(cond, body, (0, x_star, jnp.asarray(jnp.inf), jnp.asarray(True)))
+    return jnp.where(ok, xbar, x_star), it

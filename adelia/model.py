@@ -1,0 +1,522 @@
+"""``adelia.compile``: an R-INLA formula and data -> a compiled latent Gaussian model.
+
+This is the front half of the pipeline (DESIGN.md §1): parse the formula, materialise the
+fixed effects and the f() components on the data, build the likelihood(s), compile the
+precision-block graph and set up the Laplace objective. The result, :class:`Model`, exposes
+the objective as a plain jit-compiled function of the free hyperparameters θ (internal
+scale) with its exact reverse-mode gradient, and ``fit()`` runs INLA on it.
+
+Example:
+    >>> import adelia, pandas as pd
+    >>> df = adelia.datasets.load("Seeds")
+    >>> model = adelia.compile("r ~ x1 + x2 + f(plate, model='iid')", df, family="binomial", Ntrials="n")
+    >>> model.theta_names
+    ['Log precision for plate']
+    >>> g = model.grad_log_posterior(model.theta0)          # one AD pass  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from . import controls as ctl
+from .engine.graph import CopyTerm, FixedEffects, LatentGraph, ThetaLayout, compile_graph
+from .errors import DataError, ModelError, unknown_choice
+from .formula import fixed_design, parse_formula
+from .formula.parse import caller_namespace
+from .formula.rdata import DataColumns, evaluate_on_data, RFactor
+from .formula.rsyntax import parse_r
+from .formula.spec import FTerm, ModelSpec
+from .inference.laplace import LaplaceApproximation, NewtonOptions
+from .inference.observations import FamilyBlock, ObservationModel
+from .likelihoods import make_likelihood
+from .likelihoods.surv import InlaSurv
+from .models.base import Component, Hyperparameter
+from .models.build import build_component
+from .models.registry import make_prior
+
+_SURV_CALL = re.compile(r"^\s*(?:INLA::)?inla[._]surv\s*\((.*)\)\s*$", re.S)
+
+
+# ------------------------------------------------------------------------------------------
+# data helpers
+# ------------------------------------------------------------------------------------------
+
+
+def _columns_of(data: Any) -> dict[str, Any]:
+    if isinstance(data, pd.DataFrame):
+        return {str(c): data[c] for c in data.columns}
+    if isinstance(data, Mapping):
+        return dict(data)
+    raise DataError(f"data must be a pandas DataFrame or a dict of arrays, not {type(data).__name__}")
+
+
+def _eval_column(expr: str, columns: DataColumns, n: int, where: str):
+    """A data column by name, or an R expression over the columns (one value per row)."""
+    if expr in columns:
+        value = columns.get(expr, where)
+    else:
+        value = evaluate_on_data(parse_r(expr), columns, expr, n)
+    if isinstance(value, RFactor):
+        return pd.Categorical.from_codes(value.codes, categories=list(value.names))
+    arr = np.asarray(value)
+    if arr.dtype.kind in "iub":
+        arr = arr.astype(float)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape[0] != n:
+        raise DataError(f"{where}: {expr!r} has {arr.shape[0]} values, expected {n} (one per row)")
+    return arr
+
+
+def _obs_vector(value, name: str, columns: dict[str, Any], n_obs: int) -> np.ndarray | None:
+    """E / Ntrials / offset / weights / scale: a column name, an array or a scalar."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in columns:
+            raise DataError(unknown_choice(f"column for {name}=", value, list(columns)).replace("unknown", "no", 1))
+        value = columns[value]
+    arr = np.asarray(value, dtype=float).ravel()
+    if arr.size == 1:
+        arr = np.full(n_obs, float(arr[0]))
+    if arr.size != n_obs:
+        raise DataError(f"{name} has {arr.size} values but there are {n_obs} observations (rows of the response)")
+    return arr
+
+
+def _fixed_priors(names: Sequence[str], control_fixed: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Prior means and precisions of the fixed effects from R-INLA's control.fixed."""
+
+    def pick(spec, name, default):
+        if isinstance(spec, Mapping):
+            if name in spec:
+                return float(spec[name])
+            return float(spec.get("default", default))
+        return float(spec)
+
+    mean = np.zeros(len(names))
+    prec = np.zeros(len(names))
+    for j, name in enumerate(names):
+        if name == "(Intercept)":
+            mean[j] = float(control_fixed["mean.intercept"])
+            prec[j] = float(control_fixed["prec.intercept"])
+        else:
+            mean[j] = pick(control_fixed["mean"], name, 0.0)
+            prec[j] = pick(control_fixed["prec"], name, 0.001)
+        if prec[j] < 0:
+            raise ModelError(f"control_fixed: the prior precision of {name!r} is negative ({prec[j]})")
+    return mean, prec
+
+
+def _suffix(name: str, k: int) -> str:
+    """R-INLA's naming of the k-th (0-based) family's hyperparameters: "...[2]" from the second."""
+    return name if k == 0 else f"{name}[{k + 1}]"
+
+
+# ------------------------------------------------------------------------------------------
+# copy terms
+# ------------------------------------------------------------------------------------------
+
+
+def _copy_term(term: FTerm, columns: DataColumns, n_rows: int, components: list[Component], theta_pos: int):
+    """Resolve f(idx, copy="src", hyper=list(beta=...)) against the component it copies."""
+    source = term.args.get("copy") or term.args.get("of")
+    match = [c for c in components if c.label == source]
+    if not match:
+        raise ModelError(
+            f'{term.text or term.label}: copy="{source}" refers to no earlier f() term; terms are {[c.label for c in components]}'
+        )
+    src = match[0]
+    cov = _eval_column(term.covariate, columns, n_rows, f"f({term.label}, copy=...)")
+    cov = np.asarray(cov, dtype=float)
+    ids = np.asarray(src.ids, dtype=float)
+    n_src = src.model.n
+    index = np.full(n_rows, -1, dtype=np.int64)
+    ok = ~np.isnan(cov)
+    lookup = {float(v): i for i, v in enumerate(ids[:n_src])}
+    bad = sorted({float(v) for v in cov[ok] if float(v) not in lookup})
+    if bad:
+        raise ModelError(f'f({term.label}, copy="{source}"): values {bad[:10]} are not among the values of "{source}"')
+    index[ok] = [lookup[float(v)] for v in cov[ok]]
+    w = term.weights
+    weights = np.ones(n_rows) if w is None else np.nan_to_num(_eval_column(w, columns, n_rows, "weights").astype(float))
+    hyper = (term.args.get("hyper") or {}).get("beta", {}) if isinstance(term.args.get("hyper"), Mapping) else {}
+    fixed = bool(hyper.get("fixed", True))
+    initial = float(hyper.get("initial", 1.0))
+    prior_name = hyper.get("prior", "normal")
+    param = hyper.get("param", (1.0, 10.0))
+    h = Hyperparameter(
+        key="beta",
+        internal_name=f"Beta_intern for {term.label}",
+        name=f"Beta for {term.label}",
+        to_user=lambda t: t,
+        prior=make_prior(prior_name, param),
+        initial=initial,
+        fixed=fixed,
+    )
+    cp = CopyTerm(term.label, source, index, weights, np.asarray(src.ids[:n_src]), beta=initial, theta_index=None if fixed else theta_pos)
+    return cp, h
+
+
+# ------------------------------------------------------------------------------------------
+# the compiled model
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Model:
+    """A compiled latent Gaussian model: the Laplace objective as a function of θ.
+
+    Attributes:
+        spec: the parsed formula.
+        graph: the compiled precision-block graph.
+        observations: responses, families, offsets.
+        layout: all hyperparameters (likelihoods first, then f() terms, R-INLA's order).
+        laplace: the Laplace approximation.
+        controls: the resolved control_* dicts.
+        fixed_names: R-INLA names of the fixed effects.
+    """
+
+    spec: ModelSpec
+    graph: LatentGraph
+    observations: ObservationModel
+    layout: ThetaLayout
+    laplace: LaplaceApproximation
+    controls: dict[str, dict[str, Any]]
+    fixed_names: tuple[str, ...]
+    family_names: tuple[str, ...]
+    y: np.ndarray
+    n_rows: int
+
+    def __post_init__(self):
+        self._x_warm = np.zeros(self.graph.n_latent)
+        lay = self.layout
+
+        def f_and_mode(theta_free, x0):
+            return self.laplace.log_posterior_and_mode(lay.expand(theta_free), x0)
+
+        self._f = jax.jit(f_and_mode)
+        self._vg = jax.jit(jax.value_and_grad(f_and_mode, has_aux=True))
+        self._batched_f = jax.jit(jax.vmap(f_and_mode, in_axes=(0, None)))
+        self._batched_vg = jax.jit(jax.vmap(jax.value_and_grad(f_and_mode, has_aux=True), in_axes=(0, None)))
+
+    # --- θ ---------------------------------------------------------------------------------
+    @property
+    def free(self) -> np.ndarray:
+        return self.layout.free
+
+    @property
+    def theta0(self) -> np.ndarray:
+        """R-INLA's initial values of the free hyperparameters (internal scale)."""
+        return self.layout.initial[self.free]
+
+    @property
+    def theta_names(self) -> list[str]:
+        """Internal-scale names of the free hyperparameters, R-INLA's order."""
+        return [self.layout.hyperparameters[i].internal_name for i in self.free]
+
+    @property
+    def hyperparameters(self) -> list[Hyperparameter]:
+        return [self.layout.hyperparameters[i] for i in self.free]
+
+    def _theta(self, theta) -> jax.Array:
+        theta = jnp.atleast_1d(jnp.asarray(theta, dtype=jnp.float64))
+        if theta.shape != (self.free.size,):
+            raise ValueError(f"θ must have shape ({self.free.size},) (one value per free hyperparameter: {self.theta_names}), got {theta.shape}")
+        return theta
+
+    # --- the objective ------------------------------------------------------------------------
+    def log_posterior(self, theta) -> float:
+        """log π̃(θ | y) up to its normalising constant (R-INLA's Laplace approximation), at
+        the free hyperparameters θ (internal scale). Jit-compiled once; θ is traced."""
+        val, x = self._f(self._theta(theta), jnp.asarray(self._x_warm))
+        if np.all(np.isfinite(np.asarray(x))):
+            self._x_warm = np.asarray(x)
+        return float(val)
+
+    def value_and_grad(self, theta) -> tuple[float, np.ndarray]:
+        """(log π̃(θ|y), ∇ log π̃(θ|y)) with the exact reverse-mode gradient."""
+        (val, x), g = self._vg(self._theta(theta), jnp.asarray(self._x_warm))
+        if np.all(np.isfinite(np.asarray(x))):
+            self._x_warm = np.asarray(x)
+        return float(val), np.asarray(g)
+
+    def grad_log_posterior(self, theta, method: str = "ad", step: float = 0.005) -> np.ndarray:
+        """∇θ log π̃(θ | y).
+
+        Args:
+            method: "ad" — reverse-mode AD through the structured kernels (about one objective
+                evaluation); "fd" — R-INLA's central differences (2d evaluations at θ ± step·e_j,
+                evaluated as one batch).
+        """
+        theta = self._theta(theta)
+        if method == "ad":
+            return self.value_and_grad(theta)[1]
+        if method != "fd":
+            raise ValueError(unknown_choice("gradient method", method, ("ad", "fd")))
+        d = theta.size
+        E = jnp.eye(d) * step
+        pts = jnp.concatenate([theta + E, theta - E], axis=0)
+        vals, _ = self._batched_f(pts, jnp.asarray(self._x_warm))
+        vals = np.asarray(vals)
+        return (vals[:d] - vals[d:]) / (2 * step)
+
+    def log_posterior_batch(self, thetas) -> np.ndarray:
+        """log π̃ at a batch of θ (k, d), evaluated with vmap."""
+        vals, _ = self._batched_f(jnp.asarray(thetas, dtype=jnp.float64), jnp.asarray(self._x_warm))
+        return np.asarray(vals)
+
+    def grad_batch(self, thetas) -> np.ndarray:
+        (_, _), g = self._batched_vg(jnp.asarray(thetas, dtype=jnp.float64), jnp.asarray(self._x_warm))
+        return np.asarray(g)
+
+    # --- fitting ---------------------------------------------------------------------------------
+    def fit(self, quantiles=(0.025, 0.5, 0.975), verbose: bool = False):
+        """Run INLA (mode search, integration over θ, marginals) -> :class:`InlaResult`."""
+        from .inference.run import run_inla
+        from .results import InlaResult
+
+        posterior = run_inla(self, quantiles=quantiles, verbose=verbose)
+        return InlaResult(self, posterior, quantiles=quantiles)
+
+    def __repr__(self) -> str:
+        comps = ", ".join(f"{c.label}:{c.model.model_name}({c.model.n})" for c in self.graph.components)
+        return (
+            f"Model({self.spec.formula!r}, families={list(self.family_names)}, n_obs={self.observations.n_obs}, "
+            f"n_latent={self.graph.n_latent}, components=[{comps}], fixed={list(self.fixed_names)}, "
+            f"theta={self.theta_names}, solver={type(self.graph.solver).__name__})"
+        )
+
+
+def compile(
+    formula: str,
+    data: Any,
+    family: str | Sequence[str] = "gaussian",
+    E=None,
+    Ntrials=None,
+    offset=None,
+    weights=None,
+    scale=None,
+    control_compute: Mapping | None = None,
+    control_predictor: Mapping | None = None,
+    control_family: Mapping | Sequence[Mapping] | None = None,
+    control_fixed: Mapping | None = None,
+    control_inla: Mapping | None = None,
+    control_mode: Mapping | None = None,
+    control_vb: Mapping | None = None,
+    context: Mapping[str, Any] | None = None,
+    _namespace_depth: int = 1,
+) -> Model:
+    """Compile an R-INLA formula and data into a :class:`Model` (arguments as :func:`adelia.inla`)."""
+    namespace = caller_namespace(_namespace_depth)
+    controls = {
+        "control_compute": ctl.resolve("control_compute", control_compute),
+        "control_predictor": ctl.resolve("control_predictor", control_predictor),
+        "control_fixed": ctl.resolve("control_fixed", control_fixed),
+        "control_inla": ctl.resolve("control_inla", control_inla),
+        "control_mode": ctl.resolve("control_mode", control_mode),
+        "control_vb": ctl.resolve("control_vb", control_vb),
+    }
+    spec = parse_formula(formula, context=context, namespace=namespace)
+    raw = _columns_of(data)
+    columns = DataColumns(data)
+
+    # --- the predictor matrix and the two row counts -------------------------------------------
+    A_pred = controls["control_predictor"].get("A")
+    if A_pred is not None:
+        A_pred = sp.csr_matrix(A_pred)
+        n_obs, n_rows = A_pred.shape
+    else:
+        n_rows = None
+        n_obs = None
+
+    # --- the response ---------------------------------------------------------------------------
+    families = [family] if isinstance(family, str) else list(family)
+    if spec.response is None:
+        raise ModelError(f"the formula {formula!r} has no response (left-hand side)")
+    surv = None
+    m = _SURV_CALL.match(spec.response)
+    if m:
+        from .likelihoods.surv import inla_surv
+
+        parts = [p.strip() for p in _split_args(m.group(1))]
+        kw = {}
+        names = ["time", "event", "time2", "truncation"]
+        for i, p in enumerate(parts):
+            if "=" in p and not p.startswith("="):
+                k, v = p.split("=", 1)
+                kw[k.strip()] = v.strip()
+            else:
+                kw[names[i]] = p
+        n_guess = n_obs if n_obs is not None else len(next(iter(raw.values())))
+        args = {k: _eval_column(v, columns, n_guess, "inla.surv()") for k, v in kw.items()}
+        surv = inla_surv(**args)
+        Y = surv.time[:, None]
+    else:
+        if spec.response not in raw:
+            if spec.response in columns:
+                Y = np.asarray(raw[spec.response], dtype=float)
+            else:
+                try:
+                    n_guess = n_obs if n_obs is not None else (len(data) if isinstance(data, pd.DataFrame) else None)
+                    Y = np.asarray(_eval_column(spec.response, columns, n_guess, "the response"), dtype=float)
+                except DataError:
+                    raise DataError(unknown_choice("response column", spec.response, list(raw)).replace("unknown", "no", 1))
+        else:
+            Y = np.asarray(raw[spec.response], dtype=float)
+        Y = Y.reshape(Y.shape[0], -1)
+    if Y.shape[1] != len(families):
+        raise ModelError(
+            f"the response has {Y.shape[1]} column(s) but {len(families)} famil{'y was' if len(families) == 1 else 'ies were'} given "
+            "(multi-likelihood models: one response column per family, NA elsewhere, as in R-INLA)"
+        )
+    if n_obs is None:
+        n_obs = Y.shape[0]
+        n_rows = n_obs
+    if Y.shape[0] != n_obs:
+        raise DataError(f"the response has {Y.shape[0]} rows but control_predictor A has {n_obs} rows")
+
+    present = ~np.isnan(Y)
+    if np.any(present.sum(axis=1) > 1):
+        rows = np.flatnonzero(present.sum(axis=1) > 1)[:10] + 1
+        raise DataError(f"rows {rows.tolist()} of the response have values for more than one family; each observation belongs to one family")
+    observed = present.any(axis=1)
+    family_of = np.where(observed, np.argmax(present, axis=1), 0)
+    y = np.where(observed, np.nansum(np.where(present, Y, 0.0), axis=1), np.nan)
+
+    # --- fixed effects --------------------------------------------------------------------------------
+    fd = fixed_design(spec, data, n_rows=n_rows, na_covariates="zero" if A_pred is not None else "error")
+    if fd.n_rows != n_rows:
+        raise DataError(f"the fixed effects have {fd.n_rows} rows, expected {n_rows}")
+    mean, prec = _fixed_priors(fd.names, controls["control_fixed"])
+    fixed = FixedEffects(tuple(fd.names), fd.matrix, mean, prec)
+
+    # --- likelihoods and their hyperparameters (R-INLA order: families first) ----------------------------
+    cf = control_family
+    if cf is None or isinstance(cf, Mapping):
+        cf_list = [cf] * len(families) if len(families) == 1 or cf is None else [cf] + [None] * (len(families) - 1)
+    else:
+        cf_list = list(cf)
+        if len(cf_list) != len(families):
+            raise ModelError(f"control_family has {len(cf_list)} entries but there are {len(families)} families")
+    obs_arrays = {
+        "E": _obs_vector(E, "E", raw, n_obs),
+        "Ntrials": _obs_vector(Ntrials, "Ntrials", raw, n_obs),
+        "weights": _obs_vector(weights, "weights", raw, n_obs),
+        "scale": _obs_vector(scale, "scale", raw, n_obs),
+    }
+    surv_data = surv.observation_data()[1] if surv is not None else {}
+    hypers: list[Hyperparameter] = []
+    owners: list[str] = []
+    blocks = []
+    for k, fam in enumerate(families):
+        lik = make_likelihood(fam, cf_list[k])
+        names = set(getattr(lik, "data_names", ())) | {"weights"}
+        rows = np.flatnonzero(observed & (family_of == k))
+        fdata = {}
+        for nm, arr in list(obs_arrays.items()) + list(surv_data.items()):
+            if arr is not None and nm in names:
+                fdata[nm] = np.asarray(arr, dtype=float)[rows]
+            elif arr is not None and nm not in names and nm in ("E", "Ntrials", "scale") and len(families) == 1:
+                warnings.warn(f'{nm}= is not used by family "{fam}" and is ignored', UserWarning, stacklevel=3)
+        lik.validate(y[rows], fdata)
+        tidx = []
+        for h in lik.hyperparameters:
+            tidx.append(len(hypers))
+            hypers.append(replace(h, internal_name=_suffix(h.internal_name, k), name=_suffix(h.name, k)) if len(families) > 1 else h)
+            owners.append(f"likelihood:{k}")
+        blocks.append(FamilyBlock(lik, rows, y[rows], fdata, np.asarray(tidx, dtype=np.int64)))
+    off_arg = _obs_vector(offset, "offset", raw, n_obs)
+    offset_obs = np.zeros(n_obs) if off_arg is None else off_arg
+    if fd.offset is not None:
+        offset_obs = offset_obs + (A_pred @ fd.offset if A_pred is not None else fd.offset)
+
+    # --- latent components (formula order), copy terms ---------------------------------------------------
+    components: list[Component] = []
+    comp_theta: list[np.ndarray] = []
+    copies: list[CopyTerm] = []
+    for term in spec.f_terms:
+        where = f"f({term.label}, ...)"
+        if term.model == "copy" or term.args.get("copy") is not None:
+            cp, h = _copy_term(term, columns, n_rows, components, len(hypers))
+            copies.append(cp)
+            if not h.fixed:
+                hypers.append(h)
+                owners.append(term.label)
+            continue
+        cov = None if term.covariate is None else _eval_column(term.covariate, columns, n_rows, where)
+        grp = term.args.get("group")
+        rep = term.args.get("replicate")
+        grp = None if grp is None else _eval_column(grp, columns, n_rows, where + " group")
+        rep = None if rep is None else _eval_column(rep, columns, n_rows, where + " replicate")
+        w = None if term.weights is None else _eval_column(term.weights, columns, n_rows, where + " weights")
+        comp = build_component(term, cov, group=grp, replicate=rep, weights=w, context=context)
+        components.append(comp)
+        comp_theta.append(np.arange(len(hypers), len(hypers) + comp.model.n_theta, dtype=np.int64))
+        for h in comp.model.hyperparameters:
+            hypers.append(h)
+            owners.append(comp.label)
+    layout = ThetaLayout(tuple(hypers), tuple(owners))
+
+    ci = controls["control_inla"]
+    block_structure = _block_structure(components, fixed, ci["solver"])
+    graph = compile_graph(
+        components,
+        fixed,
+        n_rows,
+        A_pred=A_pred,
+        copies=copies,
+        component_theta=comp_theta,
+        backend=ci["solver"],
+        block_structure=block_structure,
+    )
+    observations = ObservationModel(n_obs, offset_obs, tuple(blocks), family_of, observed)
+    laplace = LaplaceApproximation(
+        graph,
+        observations,
+        layout,
+        NewtonOptions(max_iter=int(ci["newton.max.iter"]), tol=float(ci["newton.tol"])),
+    )
+    return Model(spec, graph, observations, layout, laplace, controls, tuple(fd.names), tuple(families), y, n_rows)
+
+
+def _block_structure(components, fixed, solver: str):
+    """A BTA layout when a component is organised in time blocks (space-time models)."""
+    if solver not in ("auto", "bta"):
+        return None
+    timed = [c for c in components if getattr(c.model, "n_blocks", None)]
+    if not timed or len(components) != 1:
+        return None
+    from .engine.ordering import spacetime_structure
+
+    m = timed[0].model
+    return spacetime_structure(m.n_blocks, m.block_size, n_arrow=fixed.p)
+
+
+def _split_args(text: str) -> list[str]:
+    """Split 'a, f(b, c), d' at top-level commas."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if cur:
+        out.append("".join(cur))
+    return out

@@ -1,0 +1,1 @@
+"""adelia.models."""

@@ -1,0 +1,346 @@
+"""From an f() term and its data columns to a :class:`~adelia.models.base.Component`.
+
+:func:`build_component` is the single entry point the model compiler calls for every f() term
+(except ``copy``, which the compiler resolves against the term it copies). It
+
+1. finds the model class (``registry.model_class``; an unknown name lists the known ones);
+2. checks the f() arguments against R-INLA's argument list (an unknown one lists the valid
+   ones) and resolves R-INLA's defaults that depend on each other: ``constr`` (the model's
+   default, also for ``cyclic=TRUE``), ``diagonal`` (1e-4 when ``constr``/``extraconstr``,
+   else 0), ``scale_model`` (FALSE, R-INLA's ``scale.model.default``);
+3. calls the class's ``from_term(label, covariate, args)``;
+4. expands ``group=`` / ``replicate=`` (``control_group``) with :class:`~adelia.models.group.GroupedModel`:
+   the latent vector is ordered as R-INLA orders it, node fastest, then group, then replicate:
+   ``index = node + N·(group − 1) + N·ngroup·(replicate − 1)`` (N = size of one copy).
+
+:func:`resolve_index` implements R-INLA's ``values``/``n`` semantics (``rinla/R/inla.R``):
+without ``values`` the nodes are the sorted unique covariate values (a factor's levels, in
+level order; strings sorted); ``values`` given are used in the given order (duplicates are an
+error); every non-NA covariate value must be one of the nodes. Model modules call it from
+``from_term``.
+
+Example:
+    >>> import numpy as np
+    >>> from adelia.formula.spec import FTerm
+    >>> comp = build_component(FTerm("t", "rw1"), np.array([3.0, 1.0, np.nan, 2.0]))
+    >>> comp.index.tolist(), comp.ids.tolist(), comp.model.model_name
+    ([2, 0, -1, 1], [1.0, 2.0, 3.0], 'rw1')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError, unknown_choice
+from . import registry
+from .base import Component
+from .constraints import default_diagonal
+
+__all__ = ["build_component", "resolve_index", "F_ARGUMENTS", "DEFAULT_CONSTR"]
+
+#: f() arguments (R-INLA's names, Python spelling) accepted by :func:`build_component`.
+F_ARGUMENTS = frozenset(
+    """
+    model copy same_as n nrep replicate ngroup group control_group hyper initial prior param fixed
+    season_length constr extraconstr values cyclic diagonal graph graph_file cdf quantiles Cmatrix
+    rankdef Z nrow ncol nu bvalue spde_prefix spde2_prefix spde2_transform spde3_prefix
+    spde3_transform mean_linear prec_linear compute of precision range adjust_for_con_comp order
+    scale strata rgeneric cgeneric scale_model args_slm args_ar1c correct locations vb_correct
+    debug weights A_local
+    """.split()
+)
+
+#: R-INLA's ``constr`` default of each latent model (``inla.models()$latent$<m>$constr``).
+DEFAULT_CONSTR = {
+    "linear": False, "iid": False, "rw1": True, "rw2": True, "crw2": True, "seasonal": False,
+    "besag": True, "besag2": True, "bym": True, "bym2": True, "besagproper": False,
+    "besagproper2": False, "ar1": False, "ar1c": False, "ar": False, "ou": False, "generic": False,
+    "generic0": False, "generic1": False, "generic2": False, "generic3": False, "spde": False,
+    "spde2": False, "spde3": False, "rw2d": True, "rw2diid": True, "matern2d": False, "z": False,
+    "fgn": False, "fgn2": False, "dmatern": False, "clinear": False,
+}
+
+_MISSING = object()
+
+
+def _as_covariate(x, label: str):
+    """Covariate column -> (kind, array): kind 'num' (float, NaN = NA) or 'cat' (labels list,
+    codes with -1 = NA)."""
+    if x is None:
+        return "none", None
+    cats = getattr(x, "cat", None)
+    if cats is not None and hasattr(x.cat, "categories"):  # pandas Series of dtype category
+        x = x.values
+    if hasattr(x, "categories") and hasattr(x, "codes"):  # pandas Categorical
+        levels = [str(c) for c in x.categories]
+        return "cat", (levels, np.asarray(x.codes, dtype=np.int64))
+    arr = np.asarray(x)
+    if arr.dtype.kind in "biuf":
+        return "num", arr.astype(float).ravel()
+    if arr.dtype.kind in "OUS":
+        flat = arr.ravel()
+        missing = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in flat])
+        numeric = True
+        try:
+            vals = np.array([np.nan if m else float(v) for v, m in zip(flat, missing)])
+            numeric = all(isinstance(v, (int, float, np.number)) for v, m in zip(flat, missing) if not m)
+        except (TypeError, ValueError):
+            numeric = False
+        if numeric:
+            return "num", vals
+        strs = np.array(["" if m else str(v) for v, m in zip(flat, missing)], dtype=object)
+        levels = sorted(set(strs[~missing].tolist()))
+        pos = {s: i for i, s in enumerate(levels)}
+        codes = np.array([-1 if m else pos[s] for s, m in zip(strs, missing)], dtype=np.int64)
+        return "cat", (levels, codes)
+    raise ModelError(f"f({label}, ...): the covariate {label!r} has unsupported type {arr.dtype}")
+
+
+def _fmt_values(vals, limit: int = 10) -> str:
+    vals = list(vals)
+    shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in vals[:limit])
+    return shown + (f", ... ({len(vals)} in all)" if len(vals) > limit else "")
+
+
+def resolve_index(
+    label: str,
+    covariate,
+    values=None,
+    n: int | None = None,
+    *,
+    default_values=None,
+    require_sorted: bool = False,
+    min_diff: float | None = None,
+    model: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """R-INLA's mapping of the covariate to nodes.
+
+    Args:
+        label: the term's name (for messages).
+        covariate: the f() covariate column (numbers with NaN for NA, strings, or a pandas
+            categorical), or None.
+        values: the ``values=`` argument, or None.
+        n: the ``n=`` argument, or None.
+        default_values: the nodes when neither ``values`` nor a covariate-based rule applies
+            (R-INLA's ``set.default.values`` models — generic, besag — use 1..n).
+        require_sorted: numeric nodes must be strictly increasing (rw1, rw2; factor levels are
+            placed at 1, 2, ...).
+        min_diff: R-INLA's ``min.diff`` check for rw models (min gap / range).
+        model: model name for messages.
+
+    Returns:
+        (index, ids): 0-based node of every row (-1 for NA), and the node values (R-INLA's
+        ``values``; strings for a factor covariate).
+
+    Raises:
+        ModelError: covariate values that are not nodes (listing them and their rows),
+            duplicated ``values``, ``n`` inconsistent with the covariate, unsorted values.
+    """
+    where = f'f({label}, model="{model}")' if model else f"f({label}, ...)"
+    kind, cov = _as_covariate(covariate, label)
+    if values is not None:
+        vkind, vals = _as_covariate(values, label)
+        if vkind == "num":
+            ids = vals
+            if np.any(np.isnan(ids)):
+                raise ModelError(f"{where}: values= contains NA")
+            uniq, counts = np.unique(ids, return_counts=True)
+            if np.any(counts > 1):
+                raise ModelError(f"{where}: values= are not unique; repeated: {_fmt_values(uniq[counts > 1])}")
+        else:
+            levels, codes = vals
+            ids = np.array([levels[c] for c in codes], dtype=object)
+            if len(set(ids.tolist())) != ids.size:
+                raise ModelError(f"{where}: values= are not unique")
+        if n is not None and int(n) != ids.size:
+            raise ModelError(f"{where}: n={n} but values= has {ids.size} entries")
+    elif default_values is not None:
+        ids = np.asarray(default_values)
+    elif kind == "num":
+        ok = cov[~np.isnan(cov)]
+        ids = np.unique(ok)
+        if n is not None and int(n) != ids.size:
+            n = int(n)
+            if ok.size and np.all(ok == np.round(ok)) and ok.min() >= 1 and ok.max() <= n:
+                ids = np.arange(1.0, n + 1.0)
+            else:
+                bad = ok[(ok != np.round(ok)) | (ok < 1) | (ok > n)]
+                raise ModelError(
+                    f"{where}: n={n} but the covariate {label!r} has {ids.size} distinct values; the values "
+                    f"that are not in 1..{n}: {_fmt_values(np.unique(bad))}. Give values= (the nodes) or fix n."
+                )
+    elif kind == "cat":
+        ids = np.array(cov[0], dtype=object)
+    else:
+        if n is None:
+            raise ModelError(f"{where}: without a covariate, n= or values= is needed")
+        ids = np.arange(1.0, int(n) + 1.0)
+
+    if require_sorted and ids.dtype != object and not np.all(np.diff(ids.astype(float)) > 0):
+        raise ModelError(f"{where}: the values (locations) must be strictly increasing")
+    if min_diff is not None and ids.size > 1 and ids.dtype != object:
+        span = float(ids.max() - ids.min())
+        gap = float(np.min(np.diff(np.sort(ids.astype(float)))))
+        if span > 0 and gap / span < min_diff:
+            raise ModelError(
+                f"{where}: locations are too close: min(diff(sort(x)))/diff(range(x)) = {gap / span:.4g} < {min_diff:.4g}. "
+                "Bin the covariate (R-INLA's inla.group) to fix this."
+            )
+
+    if kind == "none":
+        return np.zeros(0, dtype=np.int64), ids
+    if kind == "num":
+        if ids.dtype == object:
+            raise ModelError(f"{where}: the covariate is numeric but values= are labels")
+        nodes = ids.astype(float)
+        order = np.argsort(nodes, kind="stable")
+        pos = np.searchsorted(nodes[order], cov)
+        pos = np.clip(pos, 0, nodes.size - 1)
+        found = (nodes[order][pos] == cov) & ~np.isnan(cov)
+        index = np.where(found, order[pos], -1).astype(np.int64)
+        bad = ~found & ~np.isnan(cov)
+    else:
+        levels, codes = cov
+        if ids.dtype != object:
+            # factor covariate with numeric nodes (default_values 1..n): R-INLA matches codes
+            ids_str = [f"{v:g}" for v in ids.astype(float)]
+        else:
+            ids_str = [str(v) for v in ids]
+        pos = {s: i for i, s in enumerate(ids_str)}
+        names = [levels[c] if c >= 0 else None for c in codes]
+        index = np.array([pos.get(s, -1) if s is not None else -1 for s in names], dtype=np.int64)
+        bad = np.array([s is not None and s not in pos for s in names])
+        cov = np.array(names, dtype=object)
+    if np.any(bad):
+        rows = np.flatnonzero(bad)
+        raise ModelError(
+            f"{where}: {rows.size} covariate value{'s' if rows.size != 1 else ''} of {label!r} "
+            f"{'are' if rows.size != 1 else 'is'} not among the model's nodes (values): "
+            f"{_fmt_values(sorted(set(cov[rows].tolist())))} (rows {_fmt_values((rows + 1).tolist())}, 1-based). "
+            "Use NA for rows without this effect, or give values=/n= covering them."
+        )
+    return index, ids
+
+
+def _column(x, name: str, label: str, n_rows: int) -> np.ndarray:
+    """A group/replicate column as float (NaN = NA), checked to be positive integers."""
+    arr = np.asarray(x, dtype=float).ravel()
+    if arr.size == 1 and n_rows > 1:
+        arr = np.full(n_rows, arr[0])
+    if arr.size != n_rows:
+        raise ModelError(f"f({label}, ...): {name} has {arr.size} values but the covariate has {n_rows}")
+    ok = arr[~np.isnan(arr)]
+    bad = ok[(ok != np.round(ok)) | (ok < 1)]
+    if bad.size:
+        raise ModelError(f"f({label}, ...): {name} must be integers 1, 2, ...; got {_fmt_values(np.unique(bad))}")
+    return arr
+
+
+def build_component(term, covariate, group=None, replicate=None, weights=None, context: Mapping | None = None) -> Component:
+    """Build the latent component of one f() term.
+
+    Args:
+        term: the :class:`~adelia.formula.spec.FTerm` (model name or model object, args).
+        covariate: the covariate column (effects-level rows; NaN/None = NA), or None.
+        group, replicate: the ``group=``/``replicate=`` columns (1-based integers), or None.
+        weights: the f() weights column (NA -> 0), or None (all 1).
+        context: unused keys are ignored (reserved for resolving names).
+
+    Returns:
+        A :class:`Component`: model, 0-based index per row (-1 = unused), weights, ids
+        (``values``, tiled over groups and replicates) and ``extra`` with ``n`` (one copy),
+        ``ngroup``, ``nrep`` and ``group``/``replicate`` of every node.
+
+    Raises:
+        ModelError: unknown model (listing the known ones) or argument (listing the valid
+            ones), inconsistent group/replicate, and the model's own errors.
+    """
+    label = term.label
+    model = term.model
+    if isinstance(model, str):
+        if model == "copy" or term.args.get("copy") is not None:
+            raise ModelError(f"f({label}, copy=...): copy terms are resolved by the model compiler, not build_component")
+        cls = registry.model_class(model)
+        name = model
+    elif hasattr(model, "from_term"):
+        cls = model
+        name = getattr(model, "model_name", type(model).__name__)
+    else:
+        raise ModelError(f"f({label}, model=...): model must be a model name or a model object, got {type(model).__name__}")
+
+    args = dict(term.args)
+    args.pop("model", None)
+    for key in args:
+        if key not in F_ARGUMENTS:
+            raise ModelError(unknown_choice(f"argument of f({label}, ...)", key, F_ARGUMENTS))
+    control_group = args.pop("control_group", None) or {}
+    ngroup_arg = args.pop("ngroup", None)
+    nrep_arg = args.pop("nrep", None)
+    for key in ("group", "replicate", "weights"):
+        args.pop(key, None)
+
+    # R-INLA's inter-dependent defaults (f.R)
+    if args.get("constr") is None:
+        dflt = getattr(cls, "default_constr", DEFAULT_CONSTR.get(name))
+        if dflt is not None:
+            # current R-INLA keeps the sum-to-zero constraint of cyclic walks (the reference fit
+            # tokyo_rw2_cyclic has Σ x = 0); older f.R versions turned it off for cyclic=TRUE
+            args["constr"] = bool(dflt)
+    if args.get("diagonal") is None and "constr" in args:
+        args["diagonal"] = default_diagonal(args["constr"], args.get("extraconstr"))
+    if args.get("scale_model") is None:
+        # R-INLA's scale.model.default (FALSE); models that always scale (bym2) declare their own
+        args["scale_model"] = getattr(cls, "default_scale_model", False)
+
+    cov = None if covariate is None else covariate
+    n_rows = len(cov) if cov is not None else (len(group) if group is not None else 0)
+    g = None if group is None else _column(group, "group", label, n_rows)
+    r = None if replicate is None else _column(replicate, "replicate", label, n_rows)
+    ngroup = int(ngroup_arg) if ngroup_arg is not None else (int(np.nanmax(g)) if g is not None and np.any(~np.isnan(g)) else 1)
+    nrep = int(nrep_arg) if nrep_arg is not None else (int(np.nanmax(r)) if r is not None and np.any(~np.isnan(r)) else 1)
+
+    expanded = ngroup > 1 or nrep > 1
+    diagonal = float(args.get("diagonal") or 0.0)
+    inner_args = dict(args)
+    if expanded:
+        inner_args["diagonal"] = 0.0  # added once to the expanded matrix, as R-INLA does
+    inner, index, ids = cls.from_term(label, cov, inner_args)
+    index = np.asarray(index, dtype=np.int64)
+    ids = np.asarray(ids)
+
+    w = np.ones(index.size) if weights is None else np.nan_to_num(np.asarray(weights, dtype=float).ravel(), nan=0.0)
+    if w.size != index.size:
+        raise ModelError(f"f({label}, ...): the weights have {w.size} values but the covariate has {index.size}")
+    if getattr(inner, "covariate_is_weight", False):
+        w = w * np.nan_to_num(np.asarray(cov, dtype=float).ravel(), nan=0.0)
+
+    extra: dict[str, Any] = {"n": inner.n, "ngroup": ngroup, "nrep": nrep, "model": name}
+    if not expanded:
+        return Component(model=inner, index=index, weights=w, ids=ids, extra=extra)
+
+    from .group import GroupedModel, make_group_model
+
+    used = index >= 0
+    for col, nm, top in ((g, "group", ngroup), (r, "replicate", nrep)):
+        if col is None:
+            continue
+        if np.any(np.isnan(col[used])):
+            rows = np.flatnonzero(used & np.isnan(col)) + 1
+            raise ModelError(f"f({label}, ...): {nm} is NA where {label!r} is not (rows {_fmt_values(rows.tolist())})")
+        if np.any(col[used] > top):
+            bad = np.unique(col[used][col[used] > top])
+            raise ModelError(f"f({label}, ...): {nm} values {_fmt_values(bad)} exceed n{nm[:3] if nm == 'group' else 'rep'}={top}")
+    gi = np.zeros(index.size, dtype=np.int64) if g is None else np.nan_to_num(g, nan=1.0).astype(np.int64) - 1
+    ri = np.zeros(index.size, dtype=np.int64) if r is None else np.nan_to_num(r, nan=1.0).astype(np.int64) - 1
+    N = inner.n
+    full_index = np.where(used, index + N * gi + N * ngroup * ri, -1)
+    group_model = make_group_model(control_group, ngroup, label) if ngroup > 1 else None
+    model_obj = GroupedModel(inner, group_model, ngroup=ngroup, nrep=nrep, diagonal=diagonal)
+    extra.update(
+        group=np.tile(np.repeat(np.arange(1, ngroup + 1), N), nrep),
+        replicate=np.repeat(np.arange(1, nrep + 1), N * ngroup),
+    )
+    return Component(model=model_obj, index=full_index, weights=w, ids=np.tile(ids, ngroup * nrep), extra=extra)

@@ -1,0 +1,360 @@
+"""``InlaResult``: INLA's output under R-INLA's names, as pandas and xarray objects.
+
+Attribute names are R-INLA's with ``.`` -> ``_`` (``res.summary_fixed``); the dotted names
+work too through mapping access (``res["summary.fixed"]``). Tables have R-INLA's row and
+column names ("(Intercept)", "0.025quant", "Precision for plate", ...), so code and
+comparisons written against R-INLA output carry over.
+
+Documented difference from R-INLA: fitted values of rows with a missing response use the
+family's link like every other row (R-INLA uses the identity unless
+``control.predictor=list(link=1)``, a frequent source of wrong predictions); pass
+``control_predictor={"link": ...}`` to choose another family's link for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .inference.summaries import Mixture, kld_gaussian_vs
+from .inference.run import Posterior
+
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(31)
+_GH_W = _GH_W / _GH_W.sum()
+
+
+def _quantile_columns(quantiles) -> list[str]:
+    return [f"{q:g}quant" for q in quantiles]
+
+
+def _table(summary: dict[str, np.ndarray], quantiles, index, kld=None) -> pd.DataFrame:
+    cols = ["mean", "sd", *_quantile_columns(quantiles), "mode"]
+    df = pd.DataFrame({c: np.asarray(summary[c], dtype=float) for c in cols}, index=index)
+    if kld is not None:
+        df["kld"] = np.asarray(kld, dtype=float)
+    return df
+
+
+class InlaResult(Mapping):
+    """The result of :func:`adelia.inla` (R-INLA's ``inla`` object).
+
+    Example:
+        >>> res = adelia.inla("r ~ x1 + x2 + f(plate, model='iid')", seeds, family="binomial", Ntrials="n")  # doctest: +SKIP
+        >>> res.summary_fixed.loc["x2", "mean"]  # doctest: +SKIP
+        1.066
+        >>> print(res.summary())  # doctest: +SKIP
+    """
+
+    _R_NAMES = (
+        "summary.fixed", "summary.random", "summary.hyperpar", "internal.summary.hyperpar",
+        "marginals.fixed", "marginals.random", "marginals.hyperpar", "internal.marginals.hyperpar",
+        "summary.linear.predictor", "summary.fitted.values", "mlik", "dic", "waic", "cpo", "po",
+        "mode", "cpu.used", "misc", "diagnostics",
+    )
+
+    def __init__(self, model, posterior: Posterior, quantiles=(0.025, 0.5, 0.975), cpu_used: dict | None = None):
+        self.model = model
+        self.posterior = posterior
+        self.quantiles = tuple(float(q) for q in quantiles)
+        self._cpu = cpu_used or {}
+
+    # --- Mapping interface (R's res$summary.fixed as res["summary.fixed"]) -----------------------------
+    def __getitem__(self, key: str):
+        attr = str(key).replace(".", "_")
+        if str(key) not in self._R_NAMES and attr.replace("_", ".") not in self._R_NAMES:
+            raise KeyError(f'{key!r} is not an element of the result; elements are {", ".join(self._R_NAMES)}')
+        return getattr(self, attr)
+
+    def __iter__(self):
+        return iter(self._R_NAMES)
+
+    def __len__(self) -> int:
+        return len(self._R_NAMES)
+
+    # --- latent marginals ------------------------------------------------------------------------------
+    def _block_mixture(self, start: int, size: int) -> Mixture:
+        lat = self.posterior.latent
+        sl = slice(start, start + size)
+        return Mixture(lat.weights, lat.loc[:, sl], lat.scale[:, sl])
+
+    def _kld(self, mix: Mixture) -> np.ndarray:
+        """Symmetric KL divergence between the marginal and the Gaussian with its moments."""
+        if mix.loc.shape[0] == 1:
+            return np.zeros(mix.n)
+        gauss = Mixture(np.ones(1), mix.mean()[None, :], mix.sd()[None, :])
+        return kld_gaussian_vs(mix, gauss)
+
+    @cached_property
+    def summary_fixed(self) -> pd.DataFrame:
+        """Posterior summaries of the fixed effects (rows named as R-INLA names them)."""
+        g = self.model.graph
+        fixed = [b for b in g.blocks if b.kind == "fixed"]
+        if not fixed:
+            return _table({c: np.zeros(0) for c in ["mean", "sd", *_quantile_columns(self.quantiles), "mode"]}, self.quantiles, [], np.zeros(0))
+        start = fixed[0].start
+        mix = self._block_mixture(start, len(fixed))
+        return _table(mix.summary(self.quantiles), self.quantiles, [b.label for b in fixed], self._kld(mix))
+
+    def _component_mixture(self, label: str) -> tuple[Mixture, np.ndarray]:
+        g = self.model.graph
+        for comp in g.components:
+            if comp.label == label:
+                b = g.block(label)
+                return self._block_mixture(b.start, b.size), comp.ids
+        for cp in g.copies:
+            if cp.label == label:
+                b = g.block(cp.source)
+                base = self._block_mixture(b.start, b.size)
+                if cp.theta_index is None:
+                    beta = np.full(base.loc.shape[0], cp.beta)
+                else:
+                    beta = self.posterior.points.theta_full[self._latent_point_index(), cp.theta_index]
+                return Mixture(base.weights, base.loc * beta[:, None], base.scale * np.abs(beta)[:, None]), cp.ids
+        raise KeyError(label)
+
+    def _latent_point_index(self) -> np.ndarray:
+        """Design points kept in the latent mixture (pruned weights > 0)."""
+        from .inference.design import prune_probabilities
+
+        return np.flatnonzero(prune_probabilities(self.posterior.probabilities, 0.999) > 0)
+
+    @cached_property
+    def summary_random(self) -> dict[str, pd.DataFrame]:
+        """Per f() term: ID, mean, sd, quantiles, mode, kld for every node (R-INLA's layout:
+        bym/bym2 total effect first, then the structured part; group/replicate major)."""
+        out = {}
+        labels = [c.label for c in self.model.graph.components] + [c.label for c in self.model.graph.copies]
+        for label in labels:
+            mix, ids = self._component_mixture(label)
+            df = _table(mix.summary(self.quantiles), self.quantiles, None, self._kld(mix))
+            df.insert(0, "ID", np.asarray(ids))
+            out[label] = df
+        return out
+
+    # --- hyperparameters -------------------------------------------------------------------------------------
+    @cached_property
+    def internal_summary_hyperpar(self) -> pd.DataFrame:
+        """Summaries of the hyperparameters on R-INLA's internal scale ("Log precision for ...")."""
+        hs = self.model.hyperparameters
+        rows = [m.summary(self.quantiles) for m in self.posterior.hyper]
+        cols = ["mean", "sd", *_quantile_columns(self.quantiles), "mode"]
+        return pd.DataFrame([{c: r[c] for c in cols} for r in rows], index=[h.internal_name for h in hs], columns=cols)
+
+    @cached_property
+    def summary_hyperpar(self) -> pd.DataFrame:
+        """Summaries of the hyperparameters on the user scale ("Precision for ...")."""
+        hs = self.model.hyperparameters
+        rows = [m.user_summary(h.to_user, self.quantiles) for m, h in zip(self.posterior.hyper, hs)]
+        cols = ["mean", "sd", *_quantile_columns(self.quantiles), "mode"]
+        return pd.DataFrame([{c: r[c] for c in cols} for r in rows], index=[h.name for h in hs], columns=cols)
+
+    # --- marginals as xarray --------------------------------------------------------------------------------
+    @cached_property
+    def marginals_fixed(self) -> dict[str, xr.DataArray]:
+        """Posterior density of each fixed effect: an xarray DataArray over coordinate ``x``."""
+        g = self.model.graph
+        out = {}
+        for b in g.blocks:
+            if b.kind == "fixed":
+                mix = self._block_mixture(b.start, 1)
+                x, y = mix.marginal_grid()
+                out[b.label] = xr.DataArray(y[:, 0], coords={"x": x[:, 0]}, dims="x", name=b.label)
+        return out
+
+    @cached_property
+    def marginals_random(self) -> dict[str, xr.Dataset]:
+        """Per f() term: a Dataset with ``x`` and ``density`` over (ID, point)."""
+        out = {}
+        labels = [c.label for c in self.model.graph.components] + [c.label for c in self.model.graph.copies]
+        for label in labels:
+            mix, ids = self._component_mixture(label)
+            x, y = mix.marginal_grid()
+            out[label] = xr.Dataset(
+                {"x": (("ID", "point"), x.T), "density": (("ID", "point"), y.T)},
+                coords={"ID": np.asarray(ids), "point": np.arange(x.shape[0])},
+            )
+        return out
+
+    @cached_property
+    def internal_marginals_hyperpar(self) -> dict[str, xr.DataArray]:
+        return {
+            h.internal_name: xr.DataArray(m.density, coords={"x": m.x}, dims="x", name=h.internal_name)
+            for h, m in zip(self.model.hyperparameters, self.posterior.hyper)
+        }
+
+    @cached_property
+    def marginals_hyperpar(self) -> dict[str, xr.DataArray]:
+        out = {}
+        for h, m in zip(self.model.hyperparameters, self.posterior.hyper):
+            x, y = m.transformed(h.to_user)
+            out[h.name] = xr.DataArray(y, coords={"x": x}, dims="x", name=h.name)
+        return out
+
+    # --- predictor and fitted values --------------------------------------------------------------------------
+    def _predictor_names(self, prefix: str = "") -> list[str]:
+        n = self.model.observations.n_obs
+        width = len(str(n))
+        return [f"{prefix}Predictor.{i:0{width}d}" for i in range(1, n + 1)]
+
+    @cached_property
+    def summary_linear_predictor(self) -> pd.DataFrame | None:
+        """Summaries of η_i (rows "Predictor.01", ...); needs control_predictor compute=True
+        (or missing responses, whose predictions are always computed)."""
+        if not self._predictor_wanted():
+            return None
+        mix = self.posterior.predictor
+        return _table(mix.summary(self.quantiles), self.quantiles, self._predictor_names(), self._kld(mix))
+
+    def _predictor_wanted(self) -> bool:
+        cp = self.model.controls["control_predictor"]
+        return bool(cp.get("compute")) or not bool(np.all(self.model.observations.observed))
+
+    @cached_property
+    def summary_fitted_values(self) -> pd.DataFrame | None:
+        """Summaries of the inverse link of η_i (rows "fitted.Predictor.01", ...)."""
+        if not self._predictor_wanted():
+            return None
+        mix = self.posterior.predictor
+        obs = self.model.observations
+        link_choice = self.model.controls["control_predictor"].get("link")
+        fam_of = obs.family_of.copy()
+        if link_choice is not None:
+            lk = np.asarray(link_choice, dtype=float).ravel()
+            lk = np.broadcast_to(lk, (obs.n_obs,)) if lk.size in (1, obs.n_obs) else None
+            if lk is None:
+                raise ValueError("control_predictor link must be one family number or one per observation")
+            miss = ~obs.observed
+            fam_of[miss] = np.where(np.isnan(lk[miss]), fam_of[miss], lk[miss] - 1).astype(int)
+        out = {c: np.zeros(obs.n_obs) for c in ["mean", "sd", *_quantile_columns(self.quantiles), "mode"]}
+        theta_mode = np.asarray(self.model.layout.expand(jnp.asarray(self.posterior.theta_mode)))
+        for k, fb in enumerate(obs.families):
+            rows = np.flatnonzero(fam_of == k)
+            if rows.size == 0:
+                continue
+            sub = Mixture(mix.weights, mix.loc[:, rows], mix.scale[:, rows])
+            inv = lambda e: np.asarray(fb.likelihood.fitted(jnp.asarray(e), jnp.asarray(fb.theta(jnp.asarray(theta_mode))), {}))
+            s = _transformed_summary(sub, inv, self.quantiles)
+            for c in out:
+                out[c][rows] = s[c]
+        return _table(out, self.quantiles, self._predictor_names("fitted."))
+
+    # --- scalars ----------------------------------------------------------------------------------------------
+    @property
+    def mlik(self) -> pd.Series:
+        """log marginal likelihood: integration and Gaussian estimates (R-INLA's rows)."""
+        return pd.Series(
+            [self.posterior.mlik_integration, self.posterior.mlik_gaussian],
+            index=["log marginal-likelihood (integration)", "log marginal-likelihood (Gaussian)"],
+        )
+
+    @property
+    def dic(self):
+        return self.posterior.criteria.get("dic")
+
+    @property
+    def waic(self):
+        return self.posterior.criteria.get("waic")
+
+    @property
+    def cpo(self):
+        return self.posterior.criteria.get("cpo")
+
+    @property
+    def po(self):
+        return self.posterior.criteria.get("po")
+
+    @property
+    def mode(self) -> dict[str, Any]:
+        """θ at the mode (internal scale, R-INLA's names), its log posterior and the latent mode."""
+        return {
+            "theta": self.posterior.theta_mode.copy(),
+            "theta_tags": self.model.theta_names,
+            "log_posterior_mode": self.posterior.log_post_mode,
+            "x": self.posterior.x_mode.copy(),
+            "mode_status": 0 if self.posterior.mode.converged else 1,
+        }
+
+    @property
+    def cpu_used(self) -> pd.Series:
+        t = dict(self._cpu)
+        t.setdefault("Running", self.posterior.timings.get("total", float("nan")))
+        t.setdefault("Pre", 0.0)
+        t.setdefault("Post", 0.0)
+        t["Total"] = t["Pre"] + t["Running"] + t["Post"]
+        return pd.Series({k: t[k] for k in ("Pre", "Running", "Post", "Total")})
+
+    @property
+    def misc(self) -> dict[str, Any]:
+        p = self.posterior
+        return {
+            "cov_intern": p.axes.covariance() if p.axes.dim else np.zeros((0, 0)),
+            "stdev_corr_positive": p.stdev_corr_pos,
+            "stdev_corr_negative": p.stdev_corr_neg,
+            "log_posterior_mode": p.log_post_mode,
+            "nfunc": p.n_evaluations,
+            "configs": {
+                "theta": p.points.theta,
+                "log_posterior": p.points.log_post + p.design.log_weights,
+                "log_posterior_orig": p.points.log_post,
+                "prob": p.probabilities,
+                "mean": p.points.mode,
+                "improved_mean": p.points.mean,
+                "Qinv_diag": p.points.var,
+            },
+            "warnings": list(p.warnings),
+        }
+
+    @property
+    def diagnostics(self) -> dict[str, Any]:
+        """Convergence and numerical health: mode search, Hessian, inner Newton iterations."""
+        p = self.posterior
+        return {
+            "mode_converged": p.mode.converged,
+            "mode_message": p.mode.message,
+            "mode_iterations": p.mode.iterations,
+            "gradient_norm_at_mode": float(np.max(np.abs(p.mode.gradient))) if p.mode.gradient.size else 0.0,
+            "hessian_eigenvalues": p.axes.eigenvalues.copy(),
+            "hessian_repaired": bool(p.axes.repaired),
+            "newton_iterations": p.points.newton_iterations.copy(),
+            "newton_converged": p.points.newton_converged.astype(bool).copy(),
+            "vb_iterations": p.points.vb_iterations.copy(),
+            "warnings": list(p.warnings),
+            "timings": dict(p.timings),
+        }
+
+    # --- presentation ---------------------------------------------------------------------------------------------
+    def summary(self) -> "InlaSummary":
+        """An R-INLA-like summary; ``print(res.summary())``."""
+        from .printing import InlaSummary
+
+        return InlaSummary(self)
+
+    def __repr__(self) -> str:
+        return f"<InlaResult {self.model.spec.formula!r}: {len(self.model.theta_names)} hyperparameters, {self.model.graph.n_latent} latent nodes>"
+
+
+def _transformed_summary(mix: Mixture, inv_link, quantiles) -> dict[str, np.ndarray]:
+    """Summaries of g⁻¹(η) for a per-node mixture of Gaussians in η (g⁻¹ monotone)."""
+    pts = mix.loc[:, None, :] + mix.scale[:, None, :] * _GH_X[None, :, None]  # (K, Q, n)
+    vals = inv_link(pts)
+    m1 = np.einsum("k,q,kqn->n", mix.weights, _GH_W, vals)
+    m2 = np.einsum("k,q,kqn->n", mix.weights, _GH_W, vals**2)
+    out = {"mean": m1, "sd": np.sqrt(np.maximum(m2 - m1**2, 0.0))}
+    inc = inv_link(np.array([0.0, 1.0]))
+    increasing = inc[1] >= inc[0]
+    for q in quantiles:
+        out[f"{q:g}quant"] = inv_link(mix.quantile(q if increasing else 1.0 - q))
+    # mode of the transformed density: p_y(g⁻¹(η)) = p_η(η) / |dg⁻¹/dη| on a grid in η
+    mu, sd = mix.mean(), mix.sd()
+    grid = mu + sd * np.linspace(-5, 5, 201)[:, None]
+    y = inv_link(grid)
+    dy = np.gradient(y, axis=0) / np.gradient(grid, axis=0)
+    dens = mix.pdf(grid) / np.maximum(np.abs(dy), 1e-300)
+    out["mode"] = y[np.argmax(dens, axis=0), np.arange(mix.n)]
+    return out

@@ -1,0 +1,52 @@
+"""adelia.spde: SPDE geostatistics building blocks (R-INLA's / fmesher's mesh, FEM, projector,
+stack and Matérn models).
+
+Typical use, as in R-INLA::
+
+    mesh = adelia.spde.mesh_2d(loc, max_edge=(0.1, 0.3), offset=(0.1, 0.4), cutoff=0.02)
+    spde = adelia.spde.spde2_pcmatern(mesh, prior_range=(0.3, 0.5), prior_sigma=(1, 0.01))
+    A = adelia.spde.make_A(mesh, loc)
+    stk = adelia.spde.stack(data={"y": y}, A=[A, 1],
+                            effects=[{"s": np.arange(1, mesh.n + 1)}, {"b0": np.ones(n)}], tag="est")
+    adelia.inla("y ~ 0 + b0 + f(s, model=spde)", data=adelia.spde.stack_data(stk),
+                control_predictor={"A": adelia.spde.stack_A(stk)}, context={"spde": spde})
+"""
+
+from .fem import fem
+from .matern import SPDE2, spde2_matern, spde2_pcmatern
+from .mesh import Mesh
+from .mesh1d import Mesh1D, mesh_1d
+from .mesh2d import mesh_2d
+from .priors import PCRange, PCSigma
+from .projector import locate, make_A, make_index
+from .spacetime import DEMF121Model, SpaceTimeDEMF, demf_gammas, spacetime_demf
+from .spde2_model import SPDE2Model
+from .stack import Stack, StackData, stack, stack_A, stack_data, stack_index, stack_join
+
+__all__ = [
+    "DEMF121Model",
+    "Mesh",
+    "Mesh1D",
+    "PCRange",
+    "PCSigma",
+    "SPDE2",
+    "SPDE2Model",
+    "SpaceTimeDEMF",
+    "Stack",
+    "StackData",
+    "demf_gammas",
+    "fem",
+    "locate",
+    "make_A",
+    "make_index",
+    "mesh_1d",
+    "mesh_2d",
+    "spacetime_demf",
+    "spde2_matern",
+    "spde2_pcmatern",
+    "stack",
+    "stack_A",
+    "stack_data",
+    "stack_index",
+    "stack_join",
+]

@@ -1,0 +1,1 @@
+"""Data files shipped with adelia (installed as the package ``adelia.data``)."""
