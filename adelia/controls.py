@@ -37,7 +37,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "vb.correction": True,  # R-INLA's compact-mode variational mean correction
         "newton.max.iter": 100,
         "newton.tol": 1e-10,
-        "hessian.step": 1e-3,
+        # "values": R-INLA's second differences of log π̃ (2d² evaluations); "gradients":
+        # central differences of AD gradients (2d gradients); "auto": values for d ≤ 4
+        "hessian.method": "auto",
     },
     "control_compute": {
         "dic": False,
@@ -91,6 +93,7 @@ _VALID_CHOICES = {
     ("control_inla", "int.strategy"): ("auto", "grid", "ccd", "eb", "user", "user.std"),
     ("control_inla", "solver"): ("auto", "dense", "sparse", "bta"),
     ("control_inla", "gradient"): ("ad", "fd"),
+    ("control_inla", "hessian.method"): ("auto", "values", "gradients"),
 }
 
 

@@ -171,13 +171,14 @@ class LaplaceApproximation:
         r = x - jnp.asarray(g.prior_mean)
         return self.obs.log_likelihood(eta, theta) - 0.5 * jnp.dot(r, g.prior_matvec(qv, r))
 
-    def _curvature(self, x, theta, qv, av):
-        """(η, d1, D, Q_c values) at x: D = max(−∂² log π(y | η), 0) (clamped: non-log-concave
-        families keep Q_c positive definite)."""
+    def _curvature(self, x, theta, qv, av, clamp: bool = True):
+        """(η, d1, D, Q_c values) at x with D = −∂² log π(y | η); ``clamp`` sets D = max(D, 0)
+        so that non-log-concave families keep Q_c positive definite (the Newton steps and
+        π_G); the implicit-function VJP needs the true Hessian (``clamp=False``)."""
         g = self.graph
         eta = g.predictor(av, x) + jnp.asarray(self.obs.offset)
         d1, d2 = self.obs.derivatives(eta, theta)
-        D = jnp.maximum(-d2, 0.0)
+        D = jnp.maximum(-d2, 0.0) if clamp else -d2
         return eta, d1, D, g.posterior_values(qv, av, D)
 
     def _newton_step(self, x, theta, qv, av):
@@ -244,8 +245,8 @@ class LaplaceApproximation:
         g = self.graph
         qv = g.prior_values(theta)
         av = g.a_values(theta)
-        _, _, _, qcv = self._curvature(x, theta, qv, av)
-        # v = Q_c⁻¹ x̄ projected onto C v = 0; θ̄ = vᵀ ∂_θ ∇ₓ g(x*, θ)
+        _, _, _, qcv = self._curvature(x, theta, qv, av, clamp=False)
+        # v = H⁻¹ x̄ (H = −∇²ₓ g, the true Hessian) projected onto C v = 0; θ̄ = vᵀ ∂_θ ∇ₓ g(x*, θ)
         v, _, _ = constrained_solve(g.solver, qcv, x_bar, self.C, None)
 
         def grad_x(th):

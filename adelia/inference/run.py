@@ -28,7 +28,7 @@ from ..errors import NumericalError
 from . import design as des
 from .constraints import constrained_solve, constraint_variance_correction
 from .hyperpar import HyperMarginal, hyperparameter_marginals
-from .optimize import ModeResult, find_mode, hessian_from_gradients
+from .optimize import ModeResult, find_mode, hessian_from_gradients, hessian_from_values
 from .summaries import Mixture
 from .vb import vb_correct_mean, vb_nodes
 
@@ -158,7 +158,14 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     # --- 2. Hessian, axes, skewness ------------------------------------------------------------------
     t1 = time.perf_counter()
     if d:
-        hess = hessian_from_gradients(model.grad_batch, theta_star, step=float(np.sqrt(ci["h"])))
+        step = float(np.sqrt(ci["h"]))
+        method = ci["hessian.method"]
+        if method == "auto":
+            method = "values" if d <= 4 else "gradients"
+        if method == "values":
+            hess = hessian_from_values(model.log_posterior_batch, theta_star, f_star, step=step)
+        else:
+            hess = hessian_from_gradients(model.grad_batch, theta_star, step=step)
         axes = des.hessian_axes(hess.hessian)
         if axes.repaired:
             msg = (f"the Hessian of log π(θ|y) at the mode θ* = {np.round(theta_star, 4).tolist()} is not positive definite "

@@ -179,6 +179,23 @@ class Family(Likelihood):
         ll = self._log_density(y, eta, theta, data)
         return self._weighted(ll, data)
 
+    # --- cdf (PIT values) ----------------------------------------------------------------
+    def _cdf(self, y: jax.Array, eta: jax.Array, theta: jax.Array, data: ObservationData) -> jax.Array:
+        raise NotImplementedError(f'family "{self.family}" has no cdf, so PIT values are not available for it')
+
+    def cdf(self, y, eta, theta, data):
+        """P(Y_i ≤ y_i | η_i, θ) for every i, shape (n,): the cdf for continuous families,
+        P(Y ≤ y) for discrete ones (R-INLA's ``loglFunc`` with m < 0, used for the PIT).
+        Unweighted, as in R-INLA.
+
+        Raises:
+            NotImplementedError: the family has no cdf (the message says why).
+        """
+        y = jnp.asarray(y, dtype=jnp.float64)
+        eta = jnp.asarray(eta, dtype=jnp.float64)
+        theta = jnp.asarray(theta, dtype=jnp.float64)
+        return self._cdf(y, eta, theta, data)
+
     @staticmethod
     def _weighted(values: jax.Array, data: ObservationData) -> jax.Array:
         w = data.get("weights") if data is not None else None

@@ -4,7 +4,7 @@ y_i ~ Binomial(n_i, p_i), p_i = g⁻¹(η_i), n_i = ``Ntrials``:
 
     log π(y_i | η_i) = log C(n_i, y_i) + y_i log p_i + (n_i − y_i) log(1 − p_i)
 
-(``loglikelihood_binomial``; n_i = y_i = 0 contributes 0). Links: logit (default), probit,
+(``loglikelihood_binomial``; n_i = y_i = 0 contributes 0); cdf P(Y ≤ y) = I_{1−p}(n − y, y + 1). Links: logit (default), probit,
 cloglog, loglog, cauchit; log p and log(1 − p) are evaluated in tail-accurate forms as
 R-INLA does. No hyperparameters; the fitted value is p_i.
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammaln
+from jax.scipy.special import betainc, gammaln
 
 from ._family import Family
 
@@ -32,6 +32,14 @@ PROBABILITY_LINKS = ("logit", "probit", "cloglog", "loglog", "cauchit")
 def log_choose(n, k):
     """log C(n, k) via log-gamma."""
     return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+
+
+def binomial_cdf(y, n, log_1mp):
+    """P(Y ≤ y) for Y ~ Binomial(n, p) = I_{1−p}(n − y, y + 1) (regularised incomplete beta);
+    1 for y ≥ n. ``log_1mp`` = log(1 − p), so that 1 − p stays accurate for p near 1."""
+    below = y < n
+    a = jnp.where(below, n - y, 1.0)
+    return jnp.where(below, betainc(a, y + 1.0, jnp.exp(log_1mp)), 1.0)
 
 
 def check_binomial_rows(fam: Family, y, data, observed) -> None:
@@ -60,6 +68,9 @@ class BinomialLikelihood(Family):
                 n - y > 0, (n - y) * self.link.log_1mp(eta), 0.0
             )
         return log_choose(n, y) + kernel
+
+    def _cdf(self, y, eta, theta, data):
+        return binomial_cdf(y, self._get(data, "Ntrials", y, 1.0), self.link.log_1mp(eta))
 
     def d_log_density(self, y, eta, theta, data):
         if self.link.name != "logit":

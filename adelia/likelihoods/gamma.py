@@ -5,7 +5,7 @@ rate φ/μ, Var = μ²/φ), s = ``scale``:
 
     log π(y_i | η_i, θ) = −log Γ(φ) + (φ − 1) log y + φ log φ − φ (log μ + y/μ)
 
-(``loglikelihood_gamma``). θ: "Intern precision-parameter for the Gamma observations",
+(``loglikelihood_gamma``); cdf P(φ, φ y/μ) (regularised lower incomplete gamma). θ: "Intern precision-parameter for the Gamma observations",
 loggamma(1, 0.01), initial log 100.
 
 Observation data: ``scale`` (default 1), ``weights``.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammaln
+from jax.scipy.special import gammainc, gammaln
 
 from ._family import Family, HyperSpec
 
@@ -47,6 +47,11 @@ class GammaLikelihood(Family):
         log_mu = self.link.log_mu(eta)
         log_y = jnp.log(jnp.where(y > 0, y, 1.0))
         return -gammaln(phi) + (phi - 1.0) * log_y + phi * log_phi - phi * (log_mu + y * jnp.exp(-log_mu))
+
+    def _cdf(self, y, eta, theta, data):
+        # shape φ, rate φ/μ: P(φ, φ y/μ), the regularised lower incomplete gamma function
+        phi = jnp.exp(theta[0]) * self._get(data, "scale", y, 1.0)
+        return gammainc(phi, phi * jnp.maximum(y, 0.0) * jnp.exp(-self.link.log_mu(eta)))
 
     def _check_rows(self, y, data, observed):
         self._require_positive(y, observed)

@@ -5,7 +5,7 @@ precision, s_i the fixed ``scale`` (default 1):
 
     log π(y_i | η_i, θ) = −½ log 2π + ½ log(τ s_i) − ½ τ s_i (y_i − μ_i)²
 
-(``loglikelihood_gaussian`` in R-INLA's ``inla-likelihood.c``). θ: "Log precision for the
+(``loglikelihood_gaussian`` in R-INLA's ``inla-likelihood.c``); cdf Φ((y − μ)√(τ s)). θ: "Log precision for the
 Gaussian observations", loggamma(1, 5e-5), initial 4.
 
 Observation data: ``scale`` (default 1), ``weights`` (default 1).
@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax.scipy.special import ndtr
 
 from ._family import Family, HyperSpec
 
@@ -50,6 +51,10 @@ class GaussianLikelihood(Family):
         prec = self._precision(y, theta, data)
         mu = self.link.inverse(eta)
         return LOG_NORMC_GAUSSIAN + 0.5 * jnp.log(prec) - 0.5 * prec * (y - mu) ** 2
+
+    def _cdf(self, y, eta, theta, data):
+        # Φ((y − μ) √(τ s))
+        return ndtr((y - self.link.inverse(eta)) * jnp.sqrt(self._precision(y, theta, data)))
 
     def d_log_density(self, y, eta, theta, data):
         if self.link.name != "identity":

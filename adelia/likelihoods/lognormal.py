@@ -6,7 +6,7 @@ survival version has no scale):
     log f(y) = −½ log 2π + ½ log(τ s) − ½ τ s (log y − η)² − log y,
     log S(t) = log Φ(−(log t − η) √(τ s))
 
-(``loglikelihood_lognormal``; ``lognormalsurv`` goes through the censoring of
+(``loglikelihood_lognormal``; cdf Φ((log y − η)√(τ s)) for ``lognormal``; ``lognormalsurv`` goes through the censoring of
 :mod:`adelia.likelihoods.surv`). θ: "Log precision for the lognormal observations"
 (``lognormalsurv``: "... lognormalsurv observations"), loggamma(1, 5e-5), initial 0.
 
@@ -21,11 +21,11 @@ Example:
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax.scipy.special import log_ndtr
+from jax.scipy.special import log_ndtr, ndtr
 
 from ._family import Family, HyperSpec
 from .gaussian import LOG_NORMC_GAUSSIAN
-from .surv import SURVIVAL_DATA, censored_log_likelihood, check_survival_rows
+from .surv import SURVIVAL_DATA, censored_log_likelihood, censored_pit_message, check_survival_rows
 
 
 def _spec(label: str) -> HyperSpec:
@@ -56,6 +56,10 @@ class LogNormalLikelihood(Family):
         prec = jnp.exp(theta[0]) * self._get(data, "scale", y, 1.0)
         return _log_pdf(jnp.where(y > 0, y, 1.0), eta, prec)
 
+    def _cdf(self, y, eta, theta, data):
+        prec = jnp.exp(theta[0]) * self._get(data, "scale", y, 1.0)
+        return ndtr((jnp.log(jnp.where(y > 0, y, 1.0)) - eta) * jnp.sqrt(prec))
+
     def _check_rows(self, y, data, observed):
         self._require_positive(y, observed)
         if "scale" in data:
@@ -78,6 +82,8 @@ class LogNormalSurvLikelihood(Family):
             log_sf=lambda t: log_ndtr(-(jnp.log(t) - eta) * sd_inv),
         )
 
+    def _cdf(self, y, eta, theta, data):
+        raise NotImplementedError(censored_pit_message(self.family))
+
     def _check_rows(self, y, data, observed):
-        
         check_survival_rows(self, y, data, observed)

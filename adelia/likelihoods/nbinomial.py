@@ -4,7 +4,7 @@ y_i ~ NegBinomial(size n_i, mean μ_i), μ_i = E_i exp(η_i), Var = μ + μ²/n:
 
     log π(y_i | η_i, θ) = log Γ(y+n) − log Γ(n) − log y! + n log(n/(n+μ)) + y log(μ/(n+μ))
 
-(``loglikelihood_negative_binomial``). The size depends on R-INLA's ``variant``:
+(``loglikelihood_negative_binomial``); cdf P(Y ≤ y) = I_q(n, y + 1), q = n/(n + μ). The size depends on R-INLA's ``variant``:
 0 (default) n = exp(θ); 1 n = E_i exp(θ); 2 n = S_i exp(θ) with S = ``scale``.
 θ: "log size for the nbinomial observations (1/overdispersion)", pc.mgamma(7),
 initial log 10.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammaln
+from jax.scipy.special import betainc, gammaln
 
 from ._family import Family, HyperSpec
 
@@ -32,6 +32,12 @@ def nbinomial_log_pmf(y, log_size, log_mu):
     size = jnp.exp(log_size)
     lse = jnp.logaddexp(log_size, log_mu)  # log(n + μ)
     return gammaln(y + size) - gammaln(size) - gammaln(y + 1.0) + size * (log_size - lse) + y * (log_mu - lse)
+
+
+def nbinomial_cdf(y, log_size, log_mu):
+    """P(Y ≤ y) for Y ~ NegBinomial(size n, mean μ) = I_q(n, y + 1), q = n/(n + μ)."""
+    q = jnp.exp(log_size - jnp.logaddexp(log_size, log_mu))
+    return betainc(jnp.exp(log_size), y + 1.0, q)
 
 
 def nbinomial_size_spec(internal_name: str, name: str, theta_key: str = "theta") -> HyperSpec:
@@ -59,14 +65,21 @@ class NBinomialLikelihood(Family):
         ),
     )
 
-    def _log_density(self, y, eta, theta, data):
-        E = self._get(data, "E", y, 1.0)
+    def _log_size(self, y, theta, data):
         log_size = theta[0] * jnp.ones_like(y)
         if self.variant == 1:
-            log_size = log_size + jnp.log(E)
+            log_size = log_size + jnp.log(self._get(data, "E", y, 1.0))
         elif self.variant == 2:
             log_size = log_size + jnp.log(self._get(data, "scale", y, 1.0))
-        return nbinomial_log_pmf(y, log_size, jnp.log(E) + eta)
+        return log_size
+
+    def _log_density(self, y, eta, theta, data):
+        E = self._get(data, "E", y, 1.0)
+        return nbinomial_log_pmf(y, self._log_size(y, theta, data), jnp.log(E) + eta)
+
+    def _cdf(self, y, eta, theta, data):
+        E = self._get(data, "E", y, 1.0)
+        return nbinomial_cdf(y, self._log_size(y, theta, data), jnp.log(E) + eta)
 
     def _check_rows(self, y, data, observed):
         self._require_counts(y, observed)

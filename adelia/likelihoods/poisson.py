@@ -5,7 +5,7 @@ y_i ~ Poisson(E_i λ_i), λ_i = exp(η_i) (log link):
     log π(y_i | η_i) = y_i log(E_i λ_i) − E_i λ_i − log y_i!
 
 with the convention of R-INLA's ``loglikelihood_poisson`` that E_i = 0 gives y_i η_i (the
-y log E term is dropped). No hyperparameters. R-INLA's fitted value is λ_i = exp(η_i),
+y log E term is dropped); cdf P(Y ≤ y) = Q(y + 1, E λ). No hyperparameters. R-INLA's fitted value is λ_i = exp(η_i),
 without E_i.
 
 Observation data: ``E`` (default 1), ``weights``.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammaln
+from jax.scipy.special import gammaincc, gammaln
 
 from ._family import Family
 
@@ -35,6 +35,10 @@ class PoissonLikelihood(Family):
         E = self._get(data, "E", y, 1.0)
         log_E = jnp.log(jnp.where(E > 0, E, 1.0))
         return y * (eta + log_E) - E * jnp.exp(eta) - gammaln(y + 1.0)
+
+    def _cdf(self, y, eta, theta, data):
+        # P(Y ≤ y) = Q(y + 1, μ), the regularised upper incomplete gamma function
+        return gammaincc(y + 1.0, self._get(data, "E", y, 1.0) * jnp.exp(eta))
 
     def d_log_density(self, y, eta, theta, data):
         y, eta = jnp.asarray(y, dtype=jnp.float64), jnp.asarray(eta, dtype=jnp.float64)

@@ -6,7 +6,7 @@
     log π(y_i | η_i, θ) = log Γ((ν+1)/2) − log Γ(ν/2) − ½ log(πν) + log f
                           − (ν+1)/2 · log(1 + f²(y − μ)²/ν)
 
-(``loglikelihood_t``). θ₁: "log precision for the student-t observations",
+(``loglikelihood_t``); cdf F_ν((y − μ) f), F_ν the t_ν cdf. θ₁: "log precision for the student-t observations",
 loggamma(1, 5e-5), initial 0; θ₂: "dof_intern for student-t", pc.dof(15, 0.5), initial 5.
 
 Observation data: ``scale`` (default 1), ``weights``.
@@ -19,13 +19,19 @@ Example:
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax.scipy.special import gammaln
+from jax.scipy.special import betainc, gammaln
 
 from ._family import Family, HyperSpec
 
 
 def _dof(theta):
     return 2.0 + jnp.exp(theta)
+
+
+def student_t_cdf(x, nu):
+    """P(T ≤ x) for T ~ t_ν: 1 − ½ I_{ν/(ν+x²)}(ν/2, ½) for x ≥ 0, by symmetry for x < 0."""
+    tail = 0.5 * betainc(0.5 * nu, 0.5, nu / (nu + x**2))
+    return jnp.where(x >= 0, 1.0 - tail, tail)
 
 
 class StudentTLikelihood(Family):
@@ -55,10 +61,18 @@ class StudentTLikelihood(Family):
         ),
     )
 
-    def _log_density(self, y, eta, theta, data):
+    def _log_factor(self, y, theta, data):
+        """log f = ½ log(τ s ν/(ν − 2)): (y − μ) f is t_ν distributed."""
         prec = jnp.exp(theta[0]) * self._get(data, "scale", y, 1.0)
         nu = _dof(theta[1])
-        log_fac = 0.5 * (jnp.log(nu) - jnp.log(nu - 2.0) + jnp.log(prec))
+        return 0.5 * (jnp.log(nu) - jnp.log(nu - 2.0) + jnp.log(prec))
+
+    def _cdf(self, y, eta, theta, data):
+        return student_t_cdf((y - self.link.inverse(eta)) * jnp.exp(self._log_factor(y, theta, data)), _dof(theta[1]))
+
+    def _log_density(self, y, eta, theta, data):
+        nu = _dof(theta[1])
+        log_fac = self._log_factor(y, theta, data)
         z2 = (y - self.link.inverse(eta)) ** 2 * jnp.exp(2.0 * log_fac)
         return (
             gammaln(0.5 * (nu + 1.0))

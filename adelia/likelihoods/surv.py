@@ -190,6 +190,16 @@ def censored_log_likelihood(
     return val - safe_log_sf(trunc)
 
 
+def censored_pit_message(family: str) -> str:
+    """Why a survival family has no cdf for PIT values (the survival families' ``cdf`` raises
+    NotImplementedError with this message; CPO is still defined, PIT is reported as NaN)."""
+    return (
+        f'family "{family}": PIT values are not defined for censored/truncated survival responses '
+        "(P(Y ≤ y) of a censoring time is not a probability integral transform); R-INLA has no cdf "
+        "for its survival families either and reports PIT = 0, adelia reports NaN"
+    )
+
+
 def check_survival_rows(fam, y, data, observed) -> None:
     """Support checks of the survival families (``fam`` a Family): valid event codes,
     times ≥ 0 (> 0 for observed events and left censoring), time2 ≥ time on interval rows,

@@ -8,7 +8,7 @@ scale ``INLA_WEIBULL_ALPHA_SCALE`` = 0.1). R-INLA's ``variant``:
 * 1: h(t) = α λ (λ t)^(α−1); log f(y) = α log(λ y) + log α − log y − (λ y)^α,
   log S(t) = −(λ t)^α
 
-(``loglikelihood_weibull``; ``weibullsurv`` adds censoring and truncation,
+(``loglikelihood_weibull``; cdf 1 − S(y) for ``weibull``; ``weibullsurv`` adds censoring and truncation,
 :mod:`adelia.likelihoods.surv`). θ: "alpha_intern for weibull(surv)", user scale "alpha
 parameter for weibull(surv)", pc.alphaw(5), initial −2. R-INLA's cure-model betas of
 ``weibullsurv`` (fixed unless cure covariates are given) are not implemented.
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from ._family import Family, HyperSpec
 from .priors import WEIBULL_ALPHA_SCALE
-from .surv import SURVIVAL_DATA, censored_log_likelihood, check_survival_rows
+from .surv import SURVIVAL_DATA, censored_log_likelihood, censored_pit_message, check_survival_rows
 
 
 def _alpha(theta):
@@ -77,6 +77,11 @@ class WeibullLikelihood(_WeibullBase):
         log_lam, log_alpha, alpha = self._parts(eta, theta)
         return self._log_pdf(jnp.where(y > 0, y, 1.0), log_lam, log_alpha, alpha)
 
+    def _cdf(self, y, eta, theta, data):
+        log_lam, _, alpha = self._parts(eta, theta)
+        # F = 1 − S = −expm1(log S)
+        return -jnp.expm1(self._log_sf(jnp.where(y > 0, y, 1.0), log_lam, alpha)) * (y > 0)
+
     def _check_rows(self, y, data, observed):
         self._require_positive(y, observed)
 
@@ -94,6 +99,9 @@ class WeibullSurvLikelihood(_WeibullBase):
             log_pdf=lambda t: self._log_pdf(t, log_lam, log_alpha, alpha),
             log_sf=lambda t: self._log_sf(t, log_lam, alpha),
         )
+
+    def _cdf(self, y, eta, theta, data):
+        raise NotImplementedError(censored_pit_message(self.family))
 
     def _check_rows(self, y, data, observed):
         check_survival_rows(self, y, data, observed)
