@@ -335,6 +335,44 @@ class InlaResult(Mapping):
 
         return InlaSummary(self)
 
+    def plot(self, which=("fixed", "hyperpar", "random"), show: bool = False) -> dict:
+        """Figures of the posterior (R-INLA's ``plot(result)``): densities of the fixed effects
+        and hyperparameters, mean and 95% band of each f() term (and of the linear predictor
+        with ``which=(..., "predictor")``). Returns a dict group -> matplotlib Figure; see
+        :mod:`adelia.plotting`."""
+        from .plotting import plot_result
+
+        return plot_result(self, which=which, show=show)
+
+    # --- sampling ------------------------------------------------------------------------------------------------
+    def posterior_sample(self, n: int = 1000, seed=0, intern: bool = False, use_improved_mean: bool = True) -> xr.Dataset:
+        """Joint posterior samples (R-INLA's ``inla.posterior.sample``) as an xarray Dataset over
+        ``sample``: fixed effects, f() terms, ``Predictor`` and hyperparameters by R-INLA's
+        names; see :func:`adelia.inference.sampling.posterior_sample`.
+
+        Example:
+            >>> s = res.posterior_sample(1000, seed=1)          # doctest: +SKIP
+            >>> s["x1"].mean().item(), s["plate"].sel(plate_ID=3).std().item()  # doctest: +SKIP
+        """
+        from .inference.sampling import posterior_sample
+
+        return posterior_sample(self, n, seed=seed, intern=intern, use_improved_mean=use_improved_mean)
+
+    def hyperpar_sample(self, n: int = 1000, seed=0, intern: bool = False, improve_marginals: bool = False) -> pd.DataFrame:
+        """Samples of the hyperparameters (R-INLA's ``inla.hyperpar.sample``), one row per draw;
+        see :func:`adelia.inference.sampling.hyperpar_sample`."""
+        from .inference.sampling import hyperpar_sample
+
+        return hyperpar_sample(self, n, seed=seed, intern=intern, improve_marginals=improve_marginals)
+
+    def to_arviz(self, n: int = 1000, seed=0, log_likelihood: bool = True, predictor: bool = False):
+        """ArviZ data from ``n`` joint posterior samples (one chain): ``InferenceData`` for
+        arviz < 1, ``xarray.DataTree`` for arviz ≥ 1. Needs ``pip install adelia[arviz]``; see
+        :func:`adelia.inference.sampling.to_inference_data`."""
+        from .inference.sampling import to_inference_data
+
+        return to_inference_data(self, n, seed=seed, log_likelihood=log_likelihood, predictor=predictor)
+
     def __repr__(self) -> str:
         return f"<InlaResult {self.model.spec.formula!r}: {len(self.model.theta_names)} hyperparameters, {self.model.graph.n_latent} latent nodes>"
 

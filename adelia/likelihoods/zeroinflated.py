@@ -8,7 +8,8 @@
 
 with f Poisson(μ) or NegBinomial(size = exp(θ_size), mean μ) (``loglikelihood_zeroinflated_*``;
 R-INLA switches to the Poisson limit when μ/size < 10⁻⁴ — adelia keeps the exact negative
-binomial, which differs from it by O(μ/size)).
+binomial, which differs from it by O(μ/size)). The cdf is p + (1 − p) F(y) (type 1) and
+p + (1 − p)(F(y) − f(0))/(1 − f(0)) (type 0).
 
 Hyperparameters (R-INLA order): the negative binomial size first ("log size for
 nbinomial_1 zero-inflated observations", pc.mgamma(7), initial log 10), then the zero
@@ -26,11 +27,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import expit, gammaln
+from jax.scipy.special import expit, gammaincc, gammaln
 
 from ._family import Family, HyperSpec
 from .links import log1mexp
-from .nbinomial import nbinomial_log_pmf, nbinomial_size_spec
+from .nbinomial import nbinomial_cdf, nbinomial_log_pmf, nbinomial_size_spec
 
 
 def _zero_prob_spec(label: str, theta_key: str) -> HyperSpec:
@@ -57,8 +58,22 @@ class _ZeroInflated(Family):
         """(log f(y), log f(0)) of the count part."""
         raise NotImplementedError
 
+    def _count_cdf(self, y, log_mu, theta):
+        """P(Y ≤ y) of the count part."""
+        raise NotImplementedError
+
     def _logit_p(self, theta):
         return theta[-1]
+
+    def _cdf(self, y, eta, theta, data):
+        # type 1: p + (1 − p) F(y); type 0: p + (1 − p) (F(y) − f(0))/(1 − f(0)) (F(0) = f(0))
+        log_mu = jnp.log(self._get(data, "E", y, 1.0)) + eta
+        p = expit(self._logit_p(theta))
+        F = self._count_cdf(y, log_mu, theta)
+        if self.zi_type == 1:
+            return p + (1.0 - p) * F
+        _, log_f0 = self._count(y, log_mu, theta)
+        return p + (1.0 - p) * jnp.maximum(F - jnp.exp(log_f0), 0.0) / -jnp.expm1(log_f0)
 
     def _log_density(self, y, eta, theta, data):
         log_mu = jnp.log(self._get(data, "E", y, 1.0)) + eta
@@ -82,10 +97,17 @@ class _ZIPoisson(_ZeroInflated):
         return y * log_mu - mu - gammaln(y + 1.0), -mu
 
 
+    def _count_cdf(self, y, log_mu, theta):
+        return gammaincc(y + 1.0, jnp.exp(log_mu))
+
+
 class _ZINBinomial(_ZeroInflated):
     def _count(self, y, log_mu, theta):
         log_size = theta[0] * jnp.ones_like(y)
         return nbinomial_log_pmf(y, log_size, log_mu), nbinomial_log_pmf(jnp.zeros_like(y), log_size, log_mu)
+
+    def _count_cdf(self, y, log_mu, theta):
+        return nbinomial_cdf(y, theta[0] * jnp.ones_like(y), log_mu)
 
 
 class ZeroInflatedPoisson0Likelihood(_ZIPoisson):
