@@ -272,13 +272,27 @@ class Model:
         vals = np.asarray(vals)
         return (vals[:d] - vals[d:]) / (2 * step)
 
+    def _sequential(self) -> bool:
+        """Evaluate small batches point by point with the already-compiled value-and-gradient
+        function (no new trace: what matters for small models on a CPU) rather than as one
+        vmapped batch (what matters for large models and accelerators)."""
+        return jax.default_backend() == "cpu" and self.graph.n_latent <= 5000
+
     def log_posterior_batch(self, thetas) -> np.ndarray:
-        """log π̃ at a batch of θ (k, d), evaluated with vmap."""
-        vals, _ = self._batched_f(jnp.asarray(thetas, dtype=jnp.float64), jnp.asarray(self._x_warm))
+        """log π̃ at a batch of θ (k, d): one vmapped call, or point by point for small
+        models on a CPU (see :meth:`_sequential`)."""
+        thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
+        if self._sequential():
+            return np.array([self.value_and_grad(t)[0] for t in thetas])
+        vals, _ = self._batched_f(jnp.asarray(thetas), jnp.asarray(self._x_warm))
         return np.asarray(vals)
 
     def grad_batch(self, thetas) -> np.ndarray:
-        (_, _), g = self._batched_vg(jnp.asarray(thetas, dtype=jnp.float64), jnp.asarray(self._x_warm))
+        """∇ log π̃ at a batch of θ (k, d)."""
+        thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
+        if self._sequential():
+            return np.array([self.value_and_grad(t)[1] for t in thetas])
+        (_, _), g = self._batched_vg(jnp.asarray(thetas), jnp.asarray(self._x_warm))
         return np.asarray(g)
 
     # --- fitting ---------------------------------------------------------------------------------

@@ -1,63 +1,211 @@
-"""``print(res.summary())``: R-INLA's ``summary(inla_result)`` layout."""
+"""``print(res.summary())``: R-INLA's ``summary(inla_result)`` layout.
+
+The text follows R-INLA's ``print.summary.inla`` (``rinla/R/summary.R``) and R's number
+formatting, so that output can be compared with R-INLA's line by line:
+
+* "Time used": ``format(cpu.used, digits=3)`` per value;
+* "Fixed effects": the table rounded to 3 decimals and printed as R prints a matrix (each
+  column with the fewest decimals that show every rounded value);
+* "Random effects": the f() terms and their model names ("IID model", "RW2 model", ...);
+* "Model hyperparameters": rounded to 3 decimals, then ``format(digits=3, nsmall=2)``;
+* DIC and WAIC when computed, "Marginal log-Likelihood" (R prints the Gaussian estimate),
+  which of CPO/PIT/PO were computed and whether predictor summaries exist.
+
+Tables wider than 80 characters wrap column-wise as R wraps them. Deliberate differences:
+no "Call:" block and no line about R's ``return.marginals.predictor``; adelia's warnings
+are appended.
+"""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 
-_MODEL_NAMES = {
-    "iid": "IID model", "rw1": "Random walk of order 1", "rw2": "Random walk of order 2",
-    "ar1": "AR1 model", "ar": "AR(p) model", "besag": "Besags ICAR model", "bym": "BYM model",
-    "bym2": "BYM2 model", "seasonal": "Seasonal model", "generic0": "Generic0 model",
-    "generic1": "Generic1 model", "linear": "Linear model", "copy": "Copy",
+#: R-INLA's model names in the "Random effects" block (R-INLA's ``model.random``).
+MODEL_NAMES = {
+    "iid": "IID model",
+    "rw1": "RW1 model",
+    "rw2": "RW2 model",
+    "ar1": "AR1 model",
+    "ar": "AR(p) model",
+    "besag": "Besags ICAR model",
+    "bym": "BYM model",
+    "bym2": "BYM2 model",
+    "seasonal": "Seasonal model",
+    "generic0": "Generic0 model",
+    "generic": "Generic0 model",
+    "generic1": "Generic1 model",
+    "linear": "Linear model",
+    "spde2": "SPDE2 model",
+    "copy": "Copy",
 }
 
-
-def _fmt(df: pd.DataFrame, digits: int = 3) -> str:
-    return df.to_string(float_format=lambda v: f"{v:.{digits}f}" if abs(v) < 1e5 else f"{v:.{digits}g}")
+LINE_WIDTH = 80
 
 
+# ----------------------------------------------------------------------------------------------
+# R's number formatting
+# ----------------------------------------------------------------------------------------------
+def _significance(x: float, digits: int) -> tuple[int, int]:
+    """(decimal exponent, significant digits needed) of x shown with ``digits`` significant
+    digits, trailing zeros dropped (R's ``scientific()`` in format.c)."""
+    if x == 0 or not math.isfinite(x):
+        return 0, 1
+    mantissa, exponent = f"{abs(x):.{digits - 1}e}".split("e")
+    sig = mantissa.replace(".", "").rstrip("0")
+    return int(exponent), max(len(sig), 1)
+
+
+def format_column(values, digits: int = 7, nsmall: int = 0) -> list[str]:
+    """R's ``format(values, digits=, nsmall=)`` of a numeric vector: a common number of
+    decimals (the fewest that show every value to ``digits`` significant digits, at least
+    ``nsmall``), or scientific notation when that is narrower (R's ``scipen = 0`` rule).
+
+    Example:
+        >>> format_column([-0.428, -0.278, 1.066], digits=7)
+        ['-0.428', '-0.278', '1.066']
+        >>> format_column([6.269, 0.724], digits=3, nsmall=2)
+        ['6.269', '0.724']
+    """
+    vals = np.asarray(values, dtype=float).ravel() + 0.0  # -0.0 prints as 0
+    finite = vals[np.isfinite(vals)]
+    if finite.size == 0:
+        return ["NaN" if np.isnan(v) else ("Inf" if v > 0 else "-Inf") for v in vals]
+    info = [_significance(float(v), digits) for v in finite]
+    rgt = max(0, max(sig - kp - 1 for kp, sig in info))
+    left = max(max(kp + 1, 1) for kp, _ in info)
+    neg = int(np.any(finite < 0))
+    fixed_width = neg + left + (rgt + 1 if rgt else 0)
+    max_sig = max(sig for _, sig in info)
+    exp_width = 4 if max(abs(kp) for kp, _ in info) < 100 else 5
+    sci_width = neg + (max_sig + 1 if max_sig > 1 else max_sig) + exp_width
+    out = []
+    for v in vals:
+        if not np.isfinite(v):
+            out.append("NaN" if np.isnan(v) else ("Inf" if v > 0 else "-Inf"))
+        elif fixed_width > sci_width:
+            out.append(f"{v:.{max_sig - 1}e}")
+        else:
+            out.append(f"{v:.{max(rgt, nsmall)}f}")
+    return out
+
+
+def format_number(x: float, digits: int = 3, nsmall: int = 0) -> str:
+    """R's ``format(x, digits=, nsmall=)`` of one number (e.g. ``format(0.0301, digits=3)``)."""
+    return format_column([x], digits=digits, nsmall=nsmall)[0]
+
+
+def format_table(columns: dict[str, list[str]], index: list[str], width: int = LINE_WIDTH) -> str:
+    """A table of preformatted cells as R prints a matrix: row names left-aligned, cells and
+    headers right-aligned, one space between columns, column blocks wrapped at ``width``."""
+    names = list(columns)
+    rw = max((len(str(r)) for r in index), default=0)
+    widths = {c: max([len(c)] + [len(s) for s in columns[c]]) for c in names}
+    blocks, current, used = [], [], rw
+    for c in names:
+        if current and used + 1 + widths[c] > width:
+            blocks.append(current)
+            current, used = [], rw
+        current.append(c)
+        used += 1 + widths[c]
+    if current:
+        blocks.append(current)
+    lines = []
+    for block in blocks:
+        lines.append(" " * rw + "".join(" " + c.rjust(widths[c]) for c in block))
+        for i, r in enumerate(index):
+            lines.append(str(r).ljust(rw) + "".join(" " + columns[c][i].rjust(widths[c]) for c in block))
+    return "\n".join(lines)
+
+
+def _numeric_table(df: pd.DataFrame, digits: int, print_digits: int, nsmall: int) -> str:
+    """round(df, digits), then each column formatted as R formats it."""
+    cols = {str(c): format_column(np.round(df[c].to_numpy(dtype=float), digits), digits=print_digits, nsmall=nsmall) for c in df.columns}
+    return format_table(cols, [str(i) for i in df.index])
+
+
+# ----------------------------------------------------------------------------------------------
+# the summary
+# ----------------------------------------------------------------------------------------------
 class InlaSummary:
-    """The printable summary of an :class:`~adelia.results.InlaResult`."""
+    """The printable summary of an :class:`~adelia.results.InlaResult` (``print(res.summary())``).
+
+    Example:
+        >>> print(res.summary())      # doctest: +SKIP
+        Time used:
+            Pre = 0.246, Running = 0.314, Post = 0.0301, Total = 0.591
+        Fixed effects:
+                      mean    sd 0.025quant 0.5quant 0.975quant   mode kld
+        (Intercept) -0.428 0.120     -0.660   -0.429     -0.191 -0.429   0
+        ...
+    """
 
     def __init__(self, result, digits: int = 3):
         self.result = result
-        self.digits = digits
+        self.digits = int(digits)
 
-    def __str__(self) -> str:
+    def _time_used(self) -> list[str]:
+        cpu = self.result.cpu_used
+        text = ", ".join(f"{k} = {format_number(float(v), self.digits)}" for k, v in cpu.items())
+        return ["Time used:", "    " + text + " "]
+
+    def _fixed(self) -> list[str]:
+        sf = self.result.summary_fixed
+        if sf is None or len(sf) == 0:
+            return []
+        return ["Fixed effects:", _numeric_table(sf, self.digits, 7, 0), ""]
+
+    def _random(self) -> list[str]:
+        g = self.result.model.graph
+        rows = [(c.label, MODEL_NAMES.get(c.model.model_name, f"{c.model.model_name} model")) for c in g.components]
+        rows += [(c.label, MODEL_NAMES["copy"]) for c in g.copies]
+        if not rows:
+            return []
+        return ["Random effects:", "  Name\t  Model", *[f"    {label} {model}" for label, model in rows], ""]
+
+    def _hyperpar(self) -> list[str]:
+        sh = self.result.summary_hyperpar
+        if sh is None or len(sh) == 0:
+            return []
+        return ["Model hyperparameters:", _numeric_table(sh, self.digits, self.digits, 2), ""]
+
+    def _criteria(self) -> list[str]:
+        crit = self.result.posterior.criteria or {}
+        d, w = self.digits, crit.get("waic")
+        fmt = lambda v: format_number(round(float(v), d), d, nsmall=2)
+        lines = []
+        dic = crit.get("dic")
+        if dic:
+            lines.append(f"Deviance Information Criterion (DIC) ...............: {fmt(dic['dic'])}")
+            if dic.get("dic.sat") is not None:
+                lines.append(f"Deviance Information Criterion (DIC, saturated) ....: {fmt(dic['dic.sat'])}")
+            lines += [f"Effective number of parameters .....................: {fmt(dic['p.eff'])}", ""]
+        if w:
+            lines += [
+                f"Watanabe-Akaike information criterion (WAIC) ...: {fmt(w['waic'])}",
+                f"Effective number of parameters .................: {fmt(w['p.eff'])}",
+                "",
+            ]
+        return lines
+
+    def _tail(self) -> list[str]:
         r = self.result
-        cpu = r.cpu_used
-        lines = ["Time used:", "    " + ", ".join(f"{k} = {v:.3g}" for k, v in cpu.items())]
-        if len(r.summary_fixed):
-            sf = r.summary_fixed.copy()
-            lines += ["Fixed effects:", _fmt(sf, self.digits), ""]
-        comps = list(r.model.graph.components) + list(r.model.graph.copies)
-        if comps:
-            lines.append("Random effects:")
-            lines.append("  Name\t  Model")
-            for c in r.model.graph.components:
-                lines.append(f"    {c.label} {_MODEL_NAMES.get(c.model.model_name, c.model.model_name)}")
-            for c in r.model.graph.copies:
-                lines.append(f"    {c.label} Copy")
-            lines.append("")
-        if len(r.summary_hyperpar):
-            lines += ["Model hyperparameters:", _fmt(r.summary_hyperpar, self.digits), ""]
-        crit = r.posterior.criteria
-        if crit.get("dic"):
-            d = crit["dic"]
-            lines.append(f"Deviance Information Criterion (DIC) ...............: {d['dic']:.2f}")
-            lines.append(f"Effective number of parameters .....................: {d['p.eff']:.2f}")
-            lines.append("")
-        if crit.get("waic"):
-            w = crit["waic"]
-            lines.append(f"Watanabe-Akaike information criterion (WAIC) ...: {w['waic']:.2f}")
-            lines.append(f"Effective number of parameters .................: {w['p.eff']:.2f}")
-            lines.append("")
-        lines.append(f"Marginal log-Likelihood:  {r.mlik.iloc[1]:.2f} ")
+        crit = r.posterior.criteria or {}
+        mlik = format_number(round(float(r.mlik.iloc[1]), self.digits), self.digits, nsmall=2)
+        lines = [f"Marginal log-Likelihood:  {mlik} "]
+        computed = [name for key, name in (("cpo", "CPO, PIT"), ("po", "PO")) if crit.get(key)]
+        if computed:
+            lines.append(f"{', '.join(computed)} is computed ")
         if r.summary_linear_predictor is not None:
             lines.append("Posterior summaries for the linear predictor and the fitted values are computed")
-        for w in r.posterior.warnings:
-            lines.append(f"Warning: {w}")
-        return "\n".join(lines)
+        lines += [f"Warning: {w}" for w in r.posterior.warnings]
+        return lines
+
+    def __str__(self) -> str:
+        parts = self._time_used() + self._fixed() + self._random() + self._hyperpar() + self._criteria() + self._tail()
+        return "\n".join(parts)
 
     def __repr__(self) -> str:
         return str(self)

@@ -69,6 +69,10 @@ GHQ_POINTS = 15
 CPO_POINTS = 21
 #: R-INLA's ``GMRFLib_weight_prob_one``: mixture weights kept for the criteria.
 PRUNE_KEEP = 0.999
+#: R-INLA's ``cpo.diff``: the leave-one-out log-density must rise this much above its ends.
+CPO_REQ_DIFF_LOGDENS = 3.0
+#: log of R-INLA's regularisation ε = √ε_mach · ε_mach^{1/4} of the leave-one-out density.
+_LOG_COR_EPS = float(np.log(np.sqrt(np.finfo(float).eps) * np.finfo(float).eps ** 0.25))
 #: the step fractions tried by the safeguarded Newton iteration for the leave-one-out mode.
 _STEP_FRACTIONS = np.array([1.0, 0.5, 0.25, 0.125, 0.0625, 1.0 / 32])
 
@@ -133,9 +137,44 @@ def _guarded_expectations(L: jax.Array, weights: jax.Array, limit: float):
 
 
 # --- leave-one-out integrals -----------------------------------------------------------------------
+def _cpodens_grid() -> np.ndarray:
+    """R-INLA's standardised grid for the leave-one-out density (``GMRFLib_compute_cpodens``):
+    the 19 Gauss–Hermite abscissas plus 8 equal steps beyond each end, out to ±2 z_max ≈ ±14.8."""
+    z = np.sort(hermegauss(GHQ_POINTS + 4)[0])
+    top = z[-1]
+    steps = top * np.arange(1, 9) / 8.0
+    return np.concatenate([z[0] - steps[::-1], z, z[-1] + steps])
+
+
+def _trimmed_ends(ld: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """R-INLA's ``GMRFLib_ai_correct_cpodens`` on a (J, n) log-density table: the values at
+    the ends after dropping tails that increase towards the grid's ends, and whether any
+    were dropped."""
+    J = ld.shape[0]
+    rising_left = ld[:-1] > ld[1:]  # the density increases towards the left end at i
+    left = jnp.argmin(rising_left, axis=0)  # first i that does not
+    rising_right = ld[1:] > ld[:-1]  # increases towards the right end at i + 1
+    right = J - 1 - jnp.argmin(rising_right[::-1], axis=0)
+    trimmed = (left > 0) | (right < J - 1)
+    ends = jnp.maximum(jnp.take_along_axis(ld, left[None], 0)[0], jnp.take_along_axis(ld, right[None], 0)[0])
+    return ends, trimmed
+
+
 def loo_integrals(m, v, d, loglik, dloglik, cdf=None, n_points: int = CPO_POINTS, max_iter: int = 50):
-    """Per observation: log(1/cpo), pit and failure of the leave-one-out density
-    ∝ N(η; m, v) e^{−d ℓ(η)} (see the module docstring), vectorised over observations.
+    """Per observation: log cpo, pit and failure of the leave-one-out density
+    ∝ N(η; m, v) e^{−h̃(η)} at one design point (see the module docstring), vectorised.
+
+    h = d ℓ is the weighted log-likelihood and, as in R-INLA's ``GMRFLib_compute_cpodens``,
+    e^{−h} is regularised to e^{h}/(c + e^{h})², c = ε e^{max h} with ε = √ε_mach · ε_mach^{1/4}
+    and max h over R-INLA's grid m ± 14.8 √v: where the likelihood is 10⁻¹² below its maximum
+    the division by it stops growing (without this the leave-one-out integral of a Gaussian
+    predictor diverges for, e.g., Poisson data). Then
+
+        cpo = E_N[σ²] / ∫ N e^{−h̃},   pit = E_loo[F(y | η)],   σ = e^h/(c + e^h)
+
+    (cpo = ∫ loo-density · e^h as R-INLA; E_N[σ²] = 1 unless the regularisation is active).
+    The integral uses Gauss–Hermite nodes around the mode of N e^{−h̃} (Laplace-centred), so
+    it is exact for a Gaussian likelihood.
 
     Args:
         m, v: predictor means and variances, shape (n,).
@@ -145,29 +184,52 @@ def loo_integrals(m, v, d, loglik, dloglik, cdf=None, n_points: int = CPO_POINTS
         n_points: Gauss–Hermite nodes around the mode.
 
     Returns:
-        (log_inv_cpo, pit, failure), each shape (n,); failure is 0.0 or 1.0.
+        (log_cpo, pit, failure, usable), each shape (n,): failure 1.0 where the density is
+        not well defined (see the module docstring), usable False where log_cpo must not be
+        used (R-INLA's NaN cpo), e.g. when the density could not be integrated at all.
 
     Example:
         >>> import jax.numpy as jnp, numpy as np
         >>> ll = lambda e: -0.5 * (1.0 - e) ** 2 - 0.5 * np.log(2 * np.pi)   # y = 1, N(η, 1)
         >>> dll = lambda e: (1.0 - e, -jnp.ones_like(e))
-        >>> lic, _, _ = loo_integrals(jnp.array([0.5]), jnp.array([0.5]), jnp.ones(1), ll, dll)
+        >>> lc, _, _, _ = loo_integrals(jnp.array([0.5]), jnp.array([0.5]), jnp.ones(1), ll, dll)
         >>> # leave-one-out: η ~ N(0, 1) (precision 1/0.5 − 1), so cpo = N(1; 0, 1 + 1)
-        >>> round(float(jnp.exp(-lic[0])), 10) == round(float(np.exp(-0.25) / np.sqrt(4 * np.pi)), 10)
+        >>> bool(abs(float(jnp.exp(lc[0])) - np.exp(-0.25) / np.sqrt(4 * np.pi)) < 1e-12)
         True
     """
     z, w = _rule(n_points)
     z, logw = jnp.asarray(z), jnp.asarray(np.log(w))
+    zg, wg = (jnp.asarray(a) for a in _rule(GHQ_POINTS))
+    grid = jnp.asarray(_cpodens_grid())
     fractions = jnp.asarray(_STEP_FRACTIONS)
     v = jnp.maximum(v, 1e-200)
+    sd = jnp.sqrt(v)
     prec = 1.0 / v
 
-    def g(eta):  # log N(η; m, v) − d ℓ(η) without −½ log(2π v)
-        return -0.5 * (eta - m) ** 2 * prec - d * loglik(eta)
+    def h(eta):
+        return d * loglik(eta)
 
-    def derivatives(eta):
-        l1, l2 = dloglik(eta)
-        return -(eta - m) * prec - d * l1, prec + d * l2  # g', −g''
+    # R-INLA's regularisation constant and its grid checks
+    hg = jax.vmap(h)(m[None] + sd[None] * grid[:, None])
+    h_top = jnp.max(jnp.where(jnp.isfinite(hg), hg, -jnp.inf), axis=0)
+    log_c = _LOG_COR_EPS + h_top
+
+    def reg(hv):  # log of e^h/(c + e^h)²: ≈ −h while e^h ≫ c
+        return hv - 2.0 * jnp.logaddexp(log_c, hv)
+
+    ld = -0.5 * grid[:, None] ** 2 + reg(hg)
+    ends, trimmed = _trimmed_ends(jnp.where(jnp.isnan(ld), -jnp.inf, ld))
+    peaked = jnp.max(ld, axis=0) - ends >= CPO_REQ_DIFF_LOGDENS
+
+    def g(eta):  # log N(η; m, v) + reg(h(η)), without −½ log(2π v)
+        return -0.5 * (eta - m) ** 2 * prec + reg(h(eta))
+
+    def derivatives(eta):  # g' and −g''
+        h0 = h(eta)
+        h1, h2 = dloglik(eta)
+        h1, h2 = d * h1, d * h2
+        s = jax.nn.sigmoid(h0 - log_c)
+        return -(eta - m) * prec + h1 * (1.0 - 2.0 * s), prec - h2 * (1.0 - 2.0 * s) + 2.0 * h1**2 * s * (1.0 - s)
 
     def cond(state):
         it, _, done = state
@@ -187,25 +249,31 @@ def loo_integrals(m, v, d, loglik, dloglik, cdf=None, n_points: int = CPO_POINTS
         small = jnp.abs(step) * jnp.sqrt(curv) < 1e-10
         return it + 1, jnp.where(done, eta, new), done | small | ~jnp.isfinite(step)
 
-    _, mode, _ = jax.lax.while_loop(cond, body, (jnp.asarray(0), m, jnp.zeros(m.shape, bool)))
+    # start at the best point of R-INLA's grid: robust when the density is skewed or bimodal
+    start = m + sd * grid[jnp.argmax(jnp.where(jnp.isnan(ld), -jnp.inf, ld), axis=0)]
+    _, mode, _ = jax.lax.while_loop(cond, body, (jnp.asarray(0), start, jnp.zeros(m.shape, bool)))
     gp, curv = derivatives(mode)
     ok = jnp.isfinite(mode) & jnp.isfinite(curv) & (curv > 0)
-    scale = jnp.where(ok, 1.0 / jnp.sqrt(jnp.where(ok, curv, 1.0)), jnp.sqrt(v))
+    scale = jnp.where(ok, 1.0 / jnp.sqrt(jnp.where(ok, curv, 1.0)), sd)
     ok = ok & (jnp.abs(gp) * scale < 1e-6)
     g_mode = g(mode)
     nodes = mode[None] + scale[None] * z[:, None]
-    # log of the integrand relative to the Gaussian with the mode's curvature
+    # log of the integrand relative to the Gaussian with the mode's curvature, plus log weights
     r = jax.vmap(g)(nodes) - g_mode[None] + 0.5 * z[:, None] ** 2 + logw[:, None]
     lse = jax.scipy.special.logsumexp(r, axis=0)
-    log_inv_cpo = g_mode + jnp.log(scale) - 0.5 * jnp.log(v) + lse
-    ok = ok & jnp.isfinite(log_inv_cpo)
+    log_integral = g_mode + jnp.log(scale) - 0.5 * jnp.log(v) + lse  # log ∫ N e^{−h̃}
+    # E_N[σ²], σ = e^h/(c + e^h), by Gauss–Hermite over N(m, v)
+    s2 = jax.nn.sigmoid(jax.vmap(h)(m[None] + sd[None] * zg[:, None]) - log_c[None]) ** 2
+    log_cpo = jnp.log(wg @ jnp.where(jnp.isnan(s2), 0.0, s2)) - log_integral
+    usable = ok & jnp.isfinite(log_cpo) & peaked & (d != 0)
     if cdf is None:
         pit = jnp.full_like(m, jnp.nan)
     else:
         F = jax.vmap(cdf)(nodes)
         pit = jnp.clip(jnp.sum(jnp.exp(r - lse[None]) * F, axis=0), 0.0, 1.0)
-        ok = ok & jnp.isfinite(pit)
-    return log_inv_cpo, pit, jnp.where(ok, 0.0, 1.0)
+        usable = usable & jnp.isfinite(pit)
+    failure = jnp.where(usable & ~trimmed, 0.0, 1.0)
+    return log_cpo, pit, failure, usable
 
 
 # --- one family block at one design point ---------------------------------------------------------
@@ -258,8 +326,8 @@ def _point_terms(fb, want: tuple[bool, bool, bool]):
                 out["po3"] = d**2 * (wg @ Lm**2)
         if cpo:
             has_cdf = _has_cdf(fb, y, data, theta_full)
-            lic, pit, fail = loo_integrals(m, v, d, loglik, dloglik, cdf if has_cdf else None)
-            out.update(log_inv_cpo=lic, pit=pit, failure=fail)
+            log_cpo, pit, fail, usable = loo_integrals(m, v, d, loglik, dloglik, cdf if has_cdf else None)
+            out.update(log_cpo=log_cpo, pit=pit, failure=fail, usable=usable.astype(jnp.float64))
         return out
 
     return terms
@@ -348,7 +416,7 @@ def compute_criteria(model, post, control_compute: Mapping[str, Any]) -> dict[st
     TH = jnp.asarray(pts.theta_full[keep], dtype=jnp.float64)
     offset = np.asarray(obs.offset, dtype=float)
 
-    names = ("dev", "dev_sat") * want_dic + ("po", "po2", "po3") * want[1] + ("log_inv_cpo", "pit", "failure") * want_cpo
+    names = ("dev", "dev_sat") * want_dic + ("po", "po2", "po3") * want[1] + ("log_cpo", "pit", "failure", "usable") * want_cpo
     per_point = {k: np.full((keep.size, n), np.nan) for k in names}
     for fb in obs.families:
         if fb.rows.size == 0:
@@ -438,22 +506,20 @@ def _waic(p, per_point, observed) -> dict[str, Any]:
 
 
 def _cpo(p, per_point, observed) -> dict[str, Any]:
-    lic = per_point["log_inv_cpo"]
-    failure = per_point["failure"]
-    usable = (failure == 0) & np.isfinite(lic)
-    # Σ'_k p_k/cpo_k in log space (1/cpo_k can be huge)
-    log_terms = np.where(usable, np.log(p)[:, None] + np.where(usable, lic, 0.0), -np.inf)
+    usable = per_point["usable"] == 1.0
+    # weights p_k/cpo_k in log space (1/cpo_k can be huge), over the usable points only
+    log_terms = np.where(usable, np.log(p)[:, None] - np.where(usable, per_point["log_cpo"], 0.0), -np.inf)
     top = np.max(log_terms, axis=0)
     top = np.where(np.isfinite(top), top, 0.0)
     scaled = np.exp(log_terms - top[None])
     z = scaled.sum(axis=0)
     p_ok = np.sum(np.where(usable, p[:, None], 0.0), axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cpo = np.maximum(p_ok * np.exp(-top) / z, np.finfo(float).tiny)
-        pit = np.clip(np.sum(scaled * np.where(usable, np.nan_to_num(per_point["pit"]), 0.0), axis=0) / z, 0.0, 1.0)
-    none_ok = z == 0
-    cpo = np.where(observed & ~none_ok, cpo, np.nan)
-    pit_defined = np.all(np.isfinite(per_point["pit"]) | ~usable, axis=0)
-    pit = np.where(observed & ~none_ok & pit_defined, pit, np.nan)
-    fail = np.where(observed, p @ np.nan_to_num(failure, nan=1.0), np.nan)
+    defined = observed & (z > 0)
+    z = np.where(defined, z, 1.0)
+    cpo = np.where(defined, np.maximum(p_ok * np.exp(-top) / z, np.finfo(float).tiny), np.nan)
+    pit_k = per_point["pit"]
+    pit = np.clip(np.sum(scaled * np.where(usable, np.nan_to_num(pit_k), 0.0), axis=0) / z, 0.0, 1.0)
+    pit_defined = np.all(np.isfinite(pit_k) | ~usable, axis=0)
+    pit = np.where(defined & pit_defined, pit, np.nan)
+    fail = np.where(observed, p @ np.nan_to_num(per_point["failure"], nan=1.0), np.nan)
     return {"cpo": cpo, "pit": pit, "failure": fail}

@@ -139,7 +139,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     theta0 = model.theta0 if cm.get("theta") is None else np.asarray(cm["theta"], dtype=float)
     d = theta0.size
     if cm.get("fixed") or d == 0:
-        f0, _ = model.value_and_grad(theta0) if d else (model.log_posterior(theta0), None)
+        f0 = model.value_and_grad(theta0)[0] if d else model.log_posterior(theta0)
         mode = ModeResult(theta0, f0, np.zeros(d), True, 0, 1, "fixed by control_mode" if d else "no hyperparameters")
     else:
         if ci["gradient"] == "fd":
@@ -152,7 +152,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         prog.stop()
     timings["mode"] = time.perf_counter() - t0
     theta_star = mode.theta
-    f_star = model.log_posterior(theta_star)
+    f_star = model.value_and_grad(theta_star)[0] if d else model.log_posterior(theta_star)
     x_warm = np.asarray(model._x_warm)
 
     # --- 2. Hessian, axes, skewness ------------------------------------------------------------------
