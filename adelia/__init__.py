@@ -19,8 +19,9 @@ from .likelihoods.surv import inla_surv
 from .model import Model, compile
 from .results import InlaResult
 
+from . import marginals
 from . import spde
 
 __version__ = "0.1.0"
 
-__all__ = ["inla", "compile", "Model", "InlaResult", "inla_surv", "spde", "datasets", "errors", "__version__"]
+__all__ = ["inla", "compile", "Model", "InlaResult", "inla_surv", "marginals", "spde", "datasets", "errors", "__version__"]

@@ -73,7 +73,7 @@ def plot_fixed(result, ncols: int = 3):
 
 def plot_hyperpar(result, ncols: int = 3):
     """Densities of the hyperparameters on the user scale; None without hyperparameters."""
-    from .marginals import smarginal
+    from .marginals import qmarginal, smarginal
 
     margs = result.marginals_hyperpar
     if not margs:
@@ -88,6 +88,11 @@ def plot_hyperpar(result, ncols: int = 3):
             x, y = m["x"].values, m.values
         row = table.loc[name]
         _density_panel(ax, x, y, name, row["mean"], row.get("0.025quant"), row.get("0.975quant"))
+        try:  # user-scale marginals have long tails: show the central 99.9%
+            lo, hi = qmarginal([0.0005, 0.9995], m)
+            ax.set_xlim(lo, hi)
+        except Exception:
+            pass
     fig.tight_layout()
     return fig
 

@@ -99,13 +99,14 @@ def format_number(x: float, digits: int = 3, nsmall: int = 0) -> str:
 
 def format_table(columns: dict[str, list[str]], index: list[str], width: int = LINE_WIDTH) -> str:
     """A table of preformatted cells as R prints a matrix: row names left-aligned, cells and
-    headers right-aligned, one space between columns, column blocks wrapped at ``width``."""
+    headers right-aligned, one space between columns, column blocks wrapped so that every line
+    stays shorter than ``width`` (R's printMatrix with ``options(width=80)``)."""
     names = list(columns)
     rw = max((len(str(r)) for r in index), default=0)
     widths = {c: max([len(c)] + [len(s) for s in columns[c]]) for c in names}
     blocks, current, used = [], [], rw
     for c in names:
-        if current and used + 1 + widths[c] > width:
+        if current and used + 1 + widths[c] >= width:  # R: a line stays shorter than the width
             blocks.append(current)
             current, used = [], rw
         current.append(c)
@@ -127,8 +128,63 @@ def _numeric_table(df: pd.DataFrame, digits: int, print_digits: int, nsmall: int
 
 
 # ----------------------------------------------------------------------------------------------
-# the summary
+# the blocks of the summary (each a list of lines)
 # ----------------------------------------------------------------------------------------------
+def time_block(cpu_used: pd.Series, digits: int = 3) -> list[str]:
+    """ "Time used:" and ``Pre = ..., Running = ..., Post = ..., Total = ...`` (R's cat layout)."""
+    text = ", ".join(f"{k} = {format_number(float(v), digits)}" for k, v in cpu_used.items())
+    return ["Time used:", "    " + text + " "]
+
+
+def fixed_block(summary_fixed: pd.DataFrame | None, digits: int = 3) -> list[str]:
+    """ "Fixed effects:": round(table, digits), printed as R prints a numeric matrix."""
+    if summary_fixed is None or len(summary_fixed) == 0:
+        return []
+    return ["Fixed effects:", _numeric_table(summary_fixed, digits, 7, 0), ""]
+
+
+def random_block(terms: list[tuple[str, str]]) -> list[str]:
+    """ "Random effects:" with (label, model name) per f() term."""
+    if not terms:
+        return []
+    return ["Random effects:", "  Name\t  Model", *[f"    {label} {model}" for label, model in terms], ""]
+
+
+def hyperpar_block(summary_hyperpar: pd.DataFrame | None, digits: int = 3) -> list[str]:
+    """ "Model hyperparameters:": round(table, digits), then format(digits=, nsmall=2)."""
+    if summary_hyperpar is None or len(summary_hyperpar) == 0:
+        return []
+    return ["Model hyperparameters:", _numeric_table(summary_hyperpar, digits, digits, 2), ""]
+
+
+def criteria_block(dic: dict | None, waic: dict | None, digits: int = 3) -> list[str]:
+    """The DIC and WAIC lines (values rounded, then format(digits=, nsmall=2))."""
+    fmt = lambda v: format_number(round(float(v), digits), digits, nsmall=2)
+    lines = []
+    if dic:
+        lines.append(f"Deviance Information Criterion (DIC) ...............: {fmt(dic['dic'])}")
+        if dic.get("dic.sat") is not None:
+            lines.append(f"Deviance Information Criterion (DIC, saturated) ....: {fmt(dic['dic.sat'])}")
+        lines += [f"Effective number of parameters .....................: {fmt(dic['p.eff'])}", ""]
+    if waic:
+        lines += [
+            f"Watanabe-Akaike information criterion (WAIC) ...: {fmt(waic['waic'])}",
+            f"Effective number of parameters .................: {fmt(waic['p.eff'])}",
+            "",
+        ]
+    return lines
+
+
+def mlik_line(log_mlik_gaussian: float, digits: int = 3) -> str:
+    """R prints the second row of ``mlik`` (the Gaussian estimate)."""
+    return f"Marginal log-Likelihood:  {format_number(round(float(log_mlik_gaussian), digits), digits, nsmall=2)} "
+
+
+def model_name(model_name: str) -> str:
+    """R-INLA's display name of a latent model ("IID model" for "iid")."""
+    return MODEL_NAMES.get(model_name, f"{model_name} model")
+
+
 class InlaSummary:
     """The printable summary of an :class:`~adelia.results.InlaResult` (``print(res.summary())``).
 
@@ -146,66 +202,25 @@ class InlaSummary:
         self.result = result
         self.digits = int(digits)
 
-    def _time_used(self) -> list[str]:
-        cpu = self.result.cpu_used
-        text = ", ".join(f"{k} = {format_number(float(v), self.digits)}" for k, v in cpu.items())
-        return ["Time used:", "    " + text + " "]
-
-    def _fixed(self) -> list[str]:
-        sf = self.result.summary_fixed
-        if sf is None or len(sf) == 0:
-            return []
-        return ["Fixed effects:", _numeric_table(sf, self.digits, 7, 0), ""]
-
-    def _random(self) -> list[str]:
-        g = self.result.model.graph
-        rows = [(c.label, MODEL_NAMES.get(c.model.model_name, f"{c.model.model_name} model")) for c in g.components]
-        rows += [(c.label, MODEL_NAMES["copy"]) for c in g.copies]
-        if not rows:
-            return []
-        return ["Random effects:", "  Name\t  Model", *[f"    {label} {model}" for label, model in rows], ""]
-
-    def _hyperpar(self) -> list[str]:
-        sh = self.result.summary_hyperpar
-        if sh is None or len(sh) == 0:
-            return []
-        return ["Model hyperparameters:", _numeric_table(sh, self.digits, self.digits, 2), ""]
-
-    def _criteria(self) -> list[str]:
-        crit = self.result.posterior.criteria or {}
-        d, w = self.digits, crit.get("waic")
-        fmt = lambda v: format_number(round(float(v), d), d, nsmall=2)
-        lines = []
-        dic = crit.get("dic")
-        if dic:
-            lines.append(f"Deviance Information Criterion (DIC) ...............: {fmt(dic['dic'])}")
-            if dic.get("dic.sat") is not None:
-                lines.append(f"Deviance Information Criterion (DIC, saturated) ....: {fmt(dic['dic.sat'])}")
-            lines += [f"Effective number of parameters .....................: {fmt(dic['p.eff'])}", ""]
-        if w:
-            lines += [
-                f"Watanabe-Akaike information criterion (WAIC) ...: {fmt(w['waic'])}",
-                f"Effective number of parameters .................: {fmt(w['p.eff'])}",
-                "",
-            ]
-        return lines
-
-    def _tail(self) -> list[str]:
-        r = self.result
+    def lines(self) -> list[str]:
+        r, d = self.result, self.digits
+        g = r.model.graph
+        terms = [(c.label, model_name(c.model.model_name)) for c in g.components]
+        terms += [(c.label, MODEL_NAMES["copy"]) for c in g.copies]
         crit = r.posterior.criteria or {}
-        mlik = format_number(round(float(r.mlik.iloc[1]), self.digits), self.digits, nsmall=2)
-        lines = [f"Marginal log-Likelihood:  {mlik} "]
+        out = time_block(r.cpu_used, d) + fixed_block(r.summary_fixed, d) + random_block(terms)
+        out += hyperpar_block(r.summary_hyperpar, d) + criteria_block(crit.get("dic"), crit.get("waic"), d)
+        out.append(mlik_line(r.mlik.iloc[1], d))
         computed = [name for key, name in (("cpo", "CPO, PIT"), ("po", "PO")) if crit.get(key)]
         if computed:
-            lines.append(f"{', '.join(computed)} is computed ")
+            out.append(f"{', '.join(computed)} is computed ")
         if r.summary_linear_predictor is not None:
-            lines.append("Posterior summaries for the linear predictor and the fitted values are computed")
-        lines += [f"Warning: {w}" for w in r.posterior.warnings]
-        return lines
+            out.append("Posterior summaries for the linear predictor and the fitted values are computed")
+        out += [f"Warning: {w}" for w in r.posterior.warnings]
+        return out
 
     def __str__(self) -> str:
-        parts = self._time_used() + self._fixed() + self._random() + self._hyperpar() + self._criteria() + self._tail()
-        return "\n".join(parts)
+        return "\n".join(self.lines())
 
     def __repr__(self) -> str:
         return str(self)

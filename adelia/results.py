@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .inference.latent_strategies import scale_components, select_nodes
 from .inference.summaries import Mixture, kld_gaussian_vs
 from .inference.run import Posterior
 
@@ -79,9 +80,8 @@ class InlaResult(Mapping):
 
     # --- latent marginals ------------------------------------------------------------------------------
     def _block_mixture(self, start: int, size: int) -> Mixture:
-        lat = self.posterior.latent
-        sl = slice(start, start + size)
-        return Mixture(lat.weights, lat.loc[:, sl], lat.scale[:, sl])
+        """The latent marginals of x[start:start+size] (Gaussian, skew-normal or Laplace mixture)."""
+        return select_nodes(self.posterior.latent, slice(start, start + size))
 
     def _kld(self, mix: Mixture) -> np.ndarray:
         """Symmetric KL divergence between the marginal and the Gaussian with its moments."""
@@ -115,7 +115,7 @@ class InlaResult(Mapping):
                     beta = np.full(base.loc.shape[0], cp.beta)
                 else:
                     beta = self.posterior.points.theta_full[self._latent_point_index(), cp.theta_index]
-                return Mixture(base.weights, base.loc * beta[:, None], base.scale * np.abs(beta)[:, None]), cp.ids
+                return scale_components(base, beta), cp.ids
         raise KeyError(label)
 
     def _latent_point_index(self) -> np.ndarray:

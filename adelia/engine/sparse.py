@@ -31,6 +31,8 @@ values are shared), so ``jax.vmap`` works at any nesting depth.
 
 from __future__ import annotations
 
+import threading
+
 from typing import Callable, Sequence
 
 import jax
@@ -53,6 +55,32 @@ except ImportError as exc:  # pragma: no cover - sparsax is a hard dependency
 _MODE_A = _sparsax.MODE_A  # solve Q x = b
 _MODE_LT = _sparsax.MODE_LT  # solve Lᵀ x = b
 _MODE_PT = _sparsax.MODE_PT  # x = Pᵀ b
+
+
+# XLA may run host callbacks on several threads at once (e.g. under vmap). sparsax takes
+# its own global mutex without releasing the GIL first, so two concurrent calls can
+# deadlock (one holds the GIL waiting for the mutex, the other holds the mutex waiting for
+# the GIL). A Python lock taken *before* entering sparsax releases the GIL while it waits;
+# each kernel holds it throughout, so its factorise-then-solve hits sparsax's factor cache.
+_CHOLMOD_LOCK = threading.RLock()
+
+
+def _locked(fn):
+    def call(*args):
+        with _CHOLMOD_LOCK:
+            return fn(*args)
+
+    return call
+
+
+def _locked_method(method):
+    def call(self, *args):
+        with _CHOLMOD_LOCK:
+            return method(self, *args)
+
+    call.__doc__ = method.__doc__
+    call.__name__ = method.__name__
+    return call
 
 
 def _is_not_positive_definite(error: RuntimeError) -> bool:
@@ -78,7 +106,7 @@ class _CholmodKernels:
         if not np.all(np.isfinite(values)):
             return np.nan
         try:
-            return float(_cholmod.logdet_np(self.ai, self.aj, values, self.n))
+            return float(_locked(_cholmod.logdet_np)(self.ai, self.aj, values, self.n))
         except RuntimeError as error:
             if _is_not_positive_definite(error):
                 return -np.inf
@@ -86,31 +114,37 @@ class _CholmodKernels:
 
     def _solve(self, values: np.ndarray, rhs: np.ndarray, mode: int) -> np.ndarray:
         # Only called right after a successful _factorise on the same values: cache hit.
-        return np.asarray(_cholmod.solve_np(self.ai, self.aj, values, np.ascontiguousarray(rhs), mode))
+        return np.asarray(_locked(_cholmod.solve_np)(self.ai, self.aj, values, np.ascontiguousarray(rhs), mode))
 
+    @_locked_method
     def logdet(self, values):
         return (np.float64(self._factorise(values)),)
 
+    @_locked_method
     def logdet_and_solve(self, values, rhs):
         logdet = self._factorise(values)
         if not np.isfinite(logdet):
             return np.float64(logdet), np.full(rhs.shape, np.nan)
         return np.float64(logdet), self._solve(values, rhs, _MODE_A)
 
+    @_locked_method
     def solve(self, values, rhs):
         return (self.logdet_and_solve(values, rhs)[1],)
 
+    @_locked_method
     def selinv(self, values):
         if not np.isfinite(self._factorise(values)):
             return (np.full(self.nnz, np.nan),)
-        return (np.asarray(_cholmod.selinv_np(self.ai, self.aj, values, self.n)),)
+        return (np.asarray(_locked(_cholmod.selinv_np)(self.ai, self.aj, values, self.n)),)
 
+    @_locked_method
     def selinv_and_solve(self, values, rhs):
         if not np.isfinite(self._factorise(values)):
             return np.full(self.nnz, np.nan), np.full(rhs.shape, np.nan)
         x = self._solve(values, rhs, _MODE_A)
-        return np.asarray(_cholmod.selinv_np(self.ai, self.aj, values, self.n)), x
+        return np.asarray(_locked(_cholmod.selinv_np)(self.ai, self.aj, values, self.n)), x
 
+    @_locked_method
     def colour(self, values, noise):
         """x = Pᵀ L⁻ᵀ z for each row z of noise (m, n): Cov(x) = Pᵀ L⁻ᵀ L⁻¹ P = Q⁻¹."""
         if not np.isfinite(self._factorise(values)):

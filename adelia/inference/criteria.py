@@ -26,24 +26,37 @@ log-likelihood and d_i the observation weight (R-INLA's ``weights``):
   and guard); po_i = Σ_k p_k po_ik, var_i = max(0, Σ_k p_k po3_ik − (Σ_k p_k po2_ik)²);
   waic = −2 Σ_i (log po_i − var_i), p.eff = Σ_i var_i.
 * **CPO/PIT** (Pettit 1990; Held, Schrödle & Rue 2010). Per point, the leave-one-out
-  density of η_i is π_k(η | y_{−i}) ∝ N(η; m_ik, v_ik) e^{−d_i ℓ_i(η)} and
+  density of η_i is π_k(η | y_{−i}) ∝ N(η; m_ik, v_ik) e^{−d_i ℓ_i(η)}, and
 
-      1/cpo_ik = ∫ N(η; m, v) e^{−d ℓ(η)} dη,   pit_ik = cpo_ik ∫ N(η; m, v) e^{−d ℓ(η)} F(y_i | η) dη
+      cpo_ik = ∫ π_k(η | y_{−i}) e^{d ℓ(η)} dη = 1 / ∫ N(η; m, v) e^{−d ℓ(η)} dη,
+      pit_ik = ∫ π_k(η | y_{−i}) F(y_i | η) dη
 
-  (F the family's cdf, P(Y ≤ y) for discrete families). R-INLA tabulates the leave-one-out
-  density on a grid (``GMRFLib_compute_cpodens``) and integrates with Simpson's rule; adelia
-  integrates by Laplace-centred Gauss–Hermite quadrature instead: the mode η* of
-  g(η) = log N(η; m, v) − d ℓ(η) by safeguarded Newton steps (the likelihood's η-derivatives,
-  step halving until g increases), then 21 Gauss–Hermite nodes η* + s z_j with
-  s = (−g''(η*))^{−1/2}. For a Gaussian likelihood g is quadratic and the result is exact.
-  Points are combined as R-INLA does: cpo_i = Σ'_k p_k / Σ'_k (p_k/cpo_ik),
-  pit_i = Σ'_k (p_k/cpo_ik) pit_ik / Σ'_k (p_k/cpo_ik) (Σ' over points that did not fail),
+  (F the family's cdf, P(Y ≤ y) for discrete families; the division by the likelihood is
+  regularised far in the tails as R-INLA does, see :func:`loo_integrals`). R-INLA tabulates
+  the leave-one-out density on a 35-point grid over m ± 14.8 √v (``GMRFLib_compute_cpodens``)
+  and integrates a spline fit of it with Simpson's rule; adelia integrates by Laplace-centred
+  Gauss–Hermite quadrature instead: the mode η* of the log integrand by safeguarded Newton
+  steps (the likelihood's η-derivatives; started at the best point of R-INLA's grid, step
+  halving until the integrand increases), then 21 Gauss–Hermite nodes η* + s z_j with s the
+  curvature scale at η*. For a Gaussian likelihood the integrand is Gaussian and the result
+  exact. Points are combined as R-INLA does: cpo_i = Σ'_k p_k / Σ'_k (p_k/cpo_ik),
+  pit_i = Σ'_k (p_k/cpo_ik) pit_ik / Σ'_k (p_k/cpo_ik) (Σ' over the usable points),
   failure_i = Σ_k p_k failure_ik.
-  **failure_ik = 1** when the leave-one-out density is not a proper, locally log-concave
-  density at θ_k: −g''(η*) ≤ 0 or not finite, Newton did not converge, or a non-finite
-  integral. (R-INLA's flag means its grid density could not be built: fewer than 5 usable
-  grid points, or a maximum less than 3 log-units above the ends.) Families without a cdf
-  (the censored survival families) give PIT = NaN (R-INLA reports 0).
+  **failure_ik = 1** when the leave-one-out density is not well defined at θ_k:
+  (R-INLA's definition, on R-INLA's grid) the tabulated log-density increases towards an end
+  of the grid (its mass is not inside m ± 14.8 √v), or its maximum is less than
+  ``cpo.diff`` = 3 log-units above the ends left after trimming such tails; (adelia's
+  additions) its highest mode lies where the likelihood is ~10⁻⁹ of its maximum (the mass
+  is an artefact of the regularisation), or it has a second, higher mode than the one
+  integrated (a proper mode is preferred to a regularisation spike: the spike comes from
+  dividing a Gaussian by a likelihood with super-exponential tails, e.g. Poisson or
+  survival data with an extreme covariate; R-INLA integrates the spike and does not flag
+  it), or the Newton iteration/curvature at the mode failed or a value is not finite. In the
+  last case, and for R-INLA's < 3 log-units case (R-INLA: no density could be built), cpo_ik
+  is left out of the combination; otherwise it is used. On the ``criteria`` reference case
+  this flags the two lowest-probability design points (p = 0.0015, 0.008) for three
+  observations (failure 0.0015, 0.0015, 0.0097) where R-INLA reports 0. Families without a cdf (the censored survival families)
+  give PIT = NaN (R-INLA reports 0).
 * **PO**: po_i as above (R-INLA's ``po`` output).
 
 Rows with a missing response get NaN everywhere (R-INLA's NA) and are skipped in the sums.
@@ -73,6 +86,8 @@ PRUNE_KEEP = 0.999
 CPO_REQ_DIFF_LOGDENS = 3.0
 #: log of R-INLA's regularisation ε = √ε_mach · ε_mach^{1/4} of the leave-one-out density.
 _LOG_COR_EPS = float(np.log(np.sqrt(np.finfo(float).eps) * np.finfo(float).eps ** 0.25))
+#: a leave-one-out mode with log-likelihood less than this above log c is flagged (see loo_integrals).
+_CAP_MARGIN = 6.0
 #: the step fractions tried by the safeguarded Newton iteration for the leave-one-out mode.
 _STEP_FRACTIONS = np.array([1.0, 0.5, 0.25, 0.125, 0.0625, 1.0 / 32])
 
@@ -128,7 +143,7 @@ def saturated_log_likelihood(loglik, dloglik, offset: jax.Array) -> jax.Array:
 
 
 # --- Gauss–Hermite expectations over the Gaussian predictor ----------------------------------------
-def _guarded_expectations(L: jax.Array, weights: jax.Array, limit: float):
+def _guarded_expectations(L: jax.Array, limit: float):
     """R-INLA's guard: nodes whose ℓ is below max_j ℓ + limit (limit = −½ z_max²) are dropped
     (their terms set to 0, the weights not renormalised). L: (J, n). Returns (mask, masked L)."""
     top = jnp.max(jnp.where(jnp.isnan(L), -jnp.inf, L), axis=0)
@@ -164,17 +179,22 @@ def loo_integrals(m, v, d, loglik, dloglik, cdf=None, n_points: int = CPO_POINTS
     """Per observation: log cpo, pit and failure of the leave-one-out density
     ∝ N(η; m, v) e^{−h̃(η)} at one design point (see the module docstring), vectorised.
 
-    h = d ℓ is the weighted log-likelihood and, as in R-INLA's ``GMRFLib_compute_cpodens``,
-    e^{−h} is regularised to e^{h}/(c + e^{h})², c = ε e^{max h} with ε = √ε_mach · ε_mach^{1/4}
-    and max h over R-INLA's grid m ± 14.8 √v: where the likelihood is 10⁻¹² below its maximum
-    the division by it stops growing (without this the leave-one-out integral of a Gaussian
-    predictor diverges for, e.g., Poisson data). Then
+    h = d ℓ is the weighted log-likelihood. Where N e^{−h} is not log-concave on R-INLA's grid
+    m ± 14.8 √v (1/v + h'' ≤ 0 somewhere), e^{−h} is regularised as in R-INLA's
+    ``GMRFLib_compute_cpodens`` to e^{h}/(c + e^{h})², c = ε e^{max h} with
+    ε = √ε_mach · ε_mach^{1/4} and max h over that grid: where the likelihood is 10⁻¹² below
+    its maximum the division by it stops growing (without this the leave-one-out integral of a
+    Gaussian predictor diverges for, e.g., Poisson data, and for binomial data it picks up a
+    spurious far mode). Where N e^{−h} is log-concave, c = 0 (R-INLA regularises always; this
+    changes its values by ~10⁻⁶ relative but keeps the Gaussian case exact). Then
 
         cpo = E_N[σ²] / ∫ N e^{−h̃},   pit = E_loo[F(y | η)],   σ = e^h/(c + e^h)
 
     (cpo = ∫ loo-density · e^h as R-INLA; E_N[σ²] = 1 unless the regularisation is active).
-    The integral uses Gauss–Hermite nodes around the mode of N e^{−h̃} (Laplace-centred), so
-    it is exact for a Gaussian likelihood.
+    The integral uses Gauss–Hermite nodes η* + s z_j around a mode η* of N e^{−h̃} (Newton from
+    the best grid point where the likelihood is not negligible), s = (−(log N e^{−h̃})''(η*))^{−1/2}
+    (Laplace-centred), over the mode's basin (values above the mode are capped at it): exact
+    for a Gaussian likelihood, ~10⁻⁶ relative for skewed unimodal densities.
 
     Args:
         m, v: predictor means and variances, shape (n,).
@@ -210,9 +230,14 @@ def loo_integrals(m, v, d, loglik, dloglik, cdf=None, n_points: int = CPO_POINTS
         return d * loglik(eta)
 
     # R-INLA's regularisation constant and its grid checks
-    hg = jax.vmap(h)(m[None] + sd[None] * grid[:, None])
+    eta_grid = m[None] + sd[None] * grid[:, None]
+    hg = jax.vmap(h)(eta_grid)
     h_top = jnp.max(jnp.where(jnp.isfinite(hg), hg, -jnp.inf), axis=0)
-    log_c = _LOG_COR_EPS + h_top
+    # no regularisation where N e^{−h} is log-concave over the whole grid (then the integral
+    # is proper and the result exact, e.g. for a Gaussian likelihood)
+    curv_grid = prec[None] + d[None] * jax.vmap(lambda e: dloglik(e)[1])(eta_grid)
+    concave = jnp.all(curv_grid > 0, axis=0)
+    log_c = jnp.where(concave, -jnp.inf, _LOG_COR_EPS + h_top)
 
     def reg(hv):  # log of e^h/(c + e^h)²: ≈ −h while e^h ≫ c
         return hv - 2.0 * jnp.logaddexp(log_c, hv)
@@ -249,8 +274,15 @@ def loo_integrals(m, v, d, loglik, dloglik, cdf=None, n_points: int = CPO_POINTS
         small = jnp.abs(step) * jnp.sqrt(curv) < 1e-10
         return it + 1, jnp.where(done, eta, new), done | small | ~jnp.isfinite(step)
 
-    # start at the best point of R-INLA's grid: robust when the density is skewed or bimodal
-    start = m + sd * grid[jnp.argmax(jnp.where(jnp.isnan(ld), -jnp.inf, ld), axis=0)]
+    # start at the best point of R-INLA's grid where the likelihood is not negligible (the
+    # regularisation can create a higher spike where the division by the likelihood is capped:
+    # an artefact of dividing a Gaussian by a super-exponentially decaying likelihood), else
+    # at the best point overall: robust when the density is skewed or bimodal
+    ld_ok = jnp.where(jnp.isnan(ld), -jnp.inf, ld)
+    proper = hg - log_c[None] >= _CAP_MARGIN
+    ld_proper = jnp.where(proper, ld_ok, -jnp.inf)
+    best = jnp.where(jnp.any(proper, axis=0), jnp.argmax(ld_proper, axis=0), jnp.argmax(ld_ok, axis=0))
+    start = m + sd * grid[best]
     _, mode, _ = jax.lax.while_loop(cond, body, (jnp.asarray(0), start, jnp.zeros(m.shape, bool)))
     gp, curv = derivatives(mode)
     ok = jnp.isfinite(mode) & jnp.isfinite(curv) & (curv > 0)
@@ -258,8 +290,14 @@ def loo_integrals(m, v, d, loglik, dloglik, cdf=None, n_points: int = CPO_POINTS
     ok = ok & (jnp.abs(gp) * scale < 1e-6)
     g_mode = g(mode)
     nodes = mode[None] + scale[None] * z[:, None]
-    # log of the integrand relative to the Gaussian with the mode's curvature, plus log weights
-    r = jax.vmap(g)(nodes) - g_mode[None] + 0.5 * z[:, None] ** 2 + logw[:, None]
+    # log of the integrand relative to the Gaussian with the mode's curvature, plus log weights;
+    # the integral covers the mode's own basin: values above the mode (another, higher mode)
+    # are capped at it, and the point is flagged
+    g_nodes = jax.vmap(g)(nodes)
+    tol = 1e-8 * (1.0 + jnp.abs(g_mode))
+    # (the grid values are g at the grid points: ld = g(m + √v x))
+    other_mode = jnp.any(g_nodes > (g_mode + tol)[None], axis=0) | (jnp.max(ld_ok, axis=0) > g_mode + tol)
+    r = jnp.minimum(g_nodes, g_mode[None]) - g_mode[None] + 0.5 * z[:, None] ** 2 + logw[:, None]
     lse = jax.scipy.special.logsumexp(r, axis=0)
     log_integral = g_mode + jnp.log(scale) - 0.5 * jnp.log(v) + lse  # log ∫ N e^{−h̃}
     # E_N[σ²], σ = e^h/(c + e^h), by Gauss–Hermite over N(m, v)
@@ -272,7 +310,11 @@ def loo_integrals(m, v, d, loglik, dloglik, cdf=None, n_points: int = CPO_POINTS
         F = jax.vmap(cdf)(nodes)
         pit = jnp.clip(jnp.sum(jnp.exp(r - lse[None]) * F, axis=0), 0.0, 1.0)
         usable = usable & jnp.isfinite(pit)
-    failure = jnp.where(usable & ~trimmed, 0.0, 1.0)
+    # the mode sits where the likelihood is below ~10⁻⁹ of its maximum: the mass is the
+    # regularisation's, not the leave-one-out density's (flagged, still used, as R-INLA's
+    # trimmed densities)
+    at_cap = h(mode) - log_c < _CAP_MARGIN
+    failure = jnp.where(usable & ~trimmed & ~at_cap & ~other_mode, 0.0, 1.0)
     return log_cpo, pit, failure, usable
 
 
@@ -314,7 +356,7 @@ def _point_terms(fb, want: tuple[bool, bool, bool]):
         if dic or po:
             nodes = m[None] + jnp.sqrt(jnp.maximum(v, 0.0))[None] * zg[:, None]
             L = jax.vmap(loglik)(nodes)
-            mask, Lm = _guarded_expectations(L, wg, limit)
+            mask, Lm = _guarded_expectations(L, limit)
             if dic:
                 sat = saturated_log_likelihood(loglik, dloglik, offset)
                 out["dev"] = -2.0 * d * (wg @ Lm)
@@ -428,9 +470,11 @@ def compute_criteria(model, post, control_compute: Mapping[str, Any]) -> dict[st
         for k, val in out.items():
             per_point[k][:, rows] = np.asarray(val)
 
+    # R-INLA's data rows: a response and a non-zero weight
     observed = np.zeros(n, dtype=bool)
     for fb in obs.families:
-        observed[np.asarray(fb.rows)] = True
+        w = fb.data.get("weights")
+        observed[np.asarray(fb.rows)] = True if w is None else np.asarray(w) != 0
     result: dict[str, dict[str, Any]] = {}
     if want_dic:
         result["dic"] = _dic(model, post, p, per_point, observed, offset)
@@ -465,6 +509,7 @@ def _dic(model, post, p, per_point, observed, offset) -> dict[str, Any]:
         dev_e[rows] = -2.0 * d * np.asarray(ll)
         dev_e_sat[rows] = -2.0 * d * (np.asarray(ll) - np.asarray(sat))
         family[rows] = j + 1
+    dev_e, dev_e_sat, family = (np.where(observed, a, np.nan) for a in (dev_e, dev_e_sat, family))
     mean_dev, mean_dev_sat = np.nansum(e_dev), np.nansum(e_dev_sat)
     dev_mean, dev_mean_sat = np.nansum(dev_e), np.nansum(dev_e_sat)
     p_eff = mean_dev - dev_mean

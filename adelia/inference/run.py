@@ -222,7 +222,12 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     p_latent = des.prune_probabilities(probs, 0.999)
     p_pred = des.prune_probabilities(probs, 0.975)
     keep = p_latent > 0
-    latent = Mixture(p_latent[keep], pts.mean[keep], np.sqrt(np.maximum(pts.var[keep], 0.0)))
+    if ci["strategy"] in ("laplace", "simplified.laplace"):
+        from .latent_strategies import latent_marginals
+
+        latent = latent_marginals(model, pts, p_latent, ci["strategy"])
+    else:
+        latent = Mixture(p_latent[keep], pts.mean[keep], np.sqrt(np.maximum(pts.var[keep], 0.0)))
     keep2 = p_pred > 0
     predictor = Mixture(p_pred[keep2], pts.eta_mean[keep2], np.sqrt(np.maximum(pts.eta_var[keep2], 1e-300)))
     hyper = (

@@ -30,6 +30,8 @@ computed one.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -251,12 +253,10 @@ def to_inference_data(result, n: int = 1000, seed=0, log_likelihood: bool = True
         ImportError: arviz is not installed (``pip install adelia[arviz]``).
     """
     try:
-        import warnings
-
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", FutureWarning)  # arviz 0.2x announces its 1.0 refactor
             import arviz as az
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+    except ImportError as exc:
         raise ImportError("to_arviz() needs the optional dependency arviz: pip install adelia[arviz] (or pip install arviz)") from exc
 
     model, post = result.model, result.posterior
@@ -277,7 +277,10 @@ def to_inference_data(result, n: int = 1000, seed=0, log_likelihood: bool = True
     if log_likelihood:
         eta = samples["Predictor"].values
         theta_full = post.points.theta_full[config]
-        ll = jax.jit(jax.vmap(obs.pointwise_log_likelihood))(jnp.asarray(eta), jnp.asarray(theta_full))
+        loglik = getattr(model, "_sampling_loglik", None)
+        if loglik is None:
+            loglik = model._sampling_loglik = jax.jit(jax.vmap(obs.pointwise_log_likelihood))
+        ll = loglik(jnp.asarray(eta), jnp.asarray(theta_full))
         ll = np.asarray(ll)[:, observed]
         groups["log_likelihood"] = xr.Dataset(
             {"y": (("chain", "draw", "observation"), ll[None])}, coords={"chain": [0], "draw": np.arange(ll.shape[0]), "observation": observed}

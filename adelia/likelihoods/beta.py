@@ -5,9 +5,9 @@ a = μ φ, b = (1 − μ) φ, s = ``scale``:
 
     log π(y_i | η_i, θ) = −log B(a, b) + (a − 1) log y + (b − 1) log(1 − y)
 
-(``loglikelihood_beta``, without ``beta.censor.value``); cdf I_y(a, b). θ: "intern precision-parameter for
+(``loglikelihood_beta``, without ``beta.censor.value``). θ: "intern precision-parameter for
 the beta observations", loggamma(1, 0.1), initial log 10. Links: logit (default), probit,
-cloglog, loglog, cauchit.
+cloglog, loglog, cauchit. The cdf is I_y(a, b).
 
 Observation data: ``scale`` (default 1), ``weights``.
 

@@ -6,8 +6,8 @@ y_i ~ BetaBinomial(n_i, a_i, b_i) with p_i = g⁻¹(η_i) = a/(a+b) and overdisp
     log π(y_i | η_i, θ) = log C(n, y) + log B(y + a, n − y + b) − log B(a, b)
 
 (``loglikelihood_betabinomial``; R-INLA's linear extrapolation for p > 0.999 is not
-reproduced — the exact value is used); cdf Σ_{k ≤ y} π(k). θ: "intern overdispersion for the betabinomial
-observations", gaussian(0, 0.4), initial 0. Links as binomial.
+reproduced — the exact value is used). θ: "intern overdispersion for the betabinomial
+observations", gaussian(0, 0.4), initial 0. Links as binomial. The cdf is Σ_{k ≤ y} π(k).
 
 Observation data: ``Ntrials`` (default 1), ``weights``.
 

@@ -4,9 +4,10 @@ y_i ~ Binomial(n_i, p_i), p_i = g⁻¹(η_i), n_i = ``Ntrials``:
 
     log π(y_i | η_i) = log C(n_i, y_i) + y_i log p_i + (n_i − y_i) log(1 − p_i)
 
-(``loglikelihood_binomial``; n_i = y_i = 0 contributes 0); cdf P(Y ≤ y) = I_{1−p}(n − y, y + 1). Links: logit (default), probit,
+(``loglikelihood_binomial``; n_i = y_i = 0 contributes 0). Links: logit (default), probit,
 cloglog, loglog, cauchit; log p and log(1 − p) are evaluated in tail-accurate forms as
-R-INLA does. No hyperparameters; the fitted value is p_i.
+R-INLA does. No hyperparameters; the fitted value is p_i. The cdf (for PIT values) is
+P(Y ≤ y) = I_{1−p}(n − y, y + 1).
 
 Observation data: ``Ntrials`` (default 1), ``weights``.
 

@@ -4,9 +4,10 @@ y_i ~ Exponential(rate λ_i), λ_i = g⁻¹(η_i) (log link; ``exponentialsurv``
 
     log f(y) = log λ − λ y,   log S(t) = −λ t
 
-(``loglikelihood_exp``; cdf 1 − exp(−λ y) for ``exponential``; the survival version adds right/left/interval censoring and left
+(``loglikelihood_exp``; the survival version adds right/left/interval censoring and left
 truncation, :mod:`adelia.likelihoods.surv`). No hyperparameters (R-INLA's cure-model
-betas of ``exponentialsurv`` are not implemented). The fitted value is λ.
+betas of ``exponentialsurv`` are not implemented). The fitted value is λ. The cdf of
+``exponential`` is 1 − exp(−λ y); ``exponentialsurv`` has none (no PIT for censored data).
 
 Observation data: ``exponential``: ``weights``; ``exponentialsurv``: ``event`` (default 1),
 ``time2`` (0), ``truncation`` (0), ``weights``.

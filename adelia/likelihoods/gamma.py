@@ -5,8 +5,9 @@ rate φ/μ, Var = μ²/φ), s = ``scale``:
 
     log π(y_i | η_i, θ) = −log Γ(φ) + (φ − 1) log y + φ log φ − φ (log μ + y/μ)
 
-(``loglikelihood_gamma``); cdf P(φ, φ y/μ) (regularised lower incomplete gamma). θ: "Intern precision-parameter for the Gamma observations",
-loggamma(1, 0.01), initial log 100.
+(``loglikelihood_gamma``). θ: "Intern precision-parameter for the Gamma observations",
+loggamma(1, 0.01), initial log 100. The cdf is P(φ, φ y/μ) (regularised lower incomplete
+gamma function).
 
 Observation data: ``scale`` (default 1), ``weights``.
 

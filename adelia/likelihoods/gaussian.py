@@ -5,8 +5,8 @@ precision, s_i the fixed ``scale`` (default 1):
 
     log π(y_i | η_i, θ) = −½ log 2π + ½ log(τ s_i) − ½ τ s_i (y_i − μ_i)²
 
-(``loglikelihood_gaussian`` in R-INLA's ``inla-likelihood.c``); cdf Φ((y − μ)√(τ s)). θ: "Log precision for the
-Gaussian observations", loggamma(1, 5e-5), initial 4.
+(``loglikelihood_gaussian`` in R-INLA's ``inla-likelihood.c``). θ: "Log precision for the
+Gaussian observations", loggamma(1, 5e-5), initial 4. The cdf is Φ((y − μ)√(τ s)).
 
 Observation data: ``scale`` (default 1), ``weights`` (default 1).
 

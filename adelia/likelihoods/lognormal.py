@@ -6,9 +6,10 @@ survival version has no scale):
     log f(y) = −½ log 2π + ½ log(τ s) − ½ τ s (log y − η)² − log y,
     log S(t) = log Φ(−(log t − η) √(τ s))
 
-(``loglikelihood_lognormal``; cdf Φ((log y − η)√(τ s)) for ``lognormal``; ``lognormalsurv`` goes through the censoring of
+(``loglikelihood_lognormal``; ``lognormalsurv`` goes through the censoring of
 :mod:`adelia.likelihoods.surv`). θ: "Log precision for the lognormal observations"
 (``lognormalsurv``: "... lognormalsurv observations"), loggamma(1, 5e-5), initial 0.
+The cdf of ``lognormal`` is Φ((log y − η)√(τ s)); ``lognormalsurv`` has none.
 
 Observation data: ``lognormal``: ``scale`` (default 1), ``weights``; ``lognormalsurv``:
 ``event``, ``time2``, ``truncation``, ``weights``.

@@ -4,10 +4,10 @@ y_i ~ NegBinomial(size n_i, mean μ_i), μ_i = E_i exp(η_i), Var = μ + μ²/n:
 
     log π(y_i | η_i, θ) = log Γ(y+n) − log Γ(n) − log y! + n log(n/(n+μ)) + y log(μ/(n+μ))
 
-(``loglikelihood_negative_binomial``); cdf P(Y ≤ y) = I_q(n, y + 1), q = n/(n + μ). The size depends on R-INLA's ``variant``:
+(``loglikelihood_negative_binomial``). The size depends on R-INLA's ``variant``:
 0 (default) n = exp(θ); 1 n = E_i exp(θ); 2 n = S_i exp(θ) with S = ``scale``.
 θ: "log size for the nbinomial observations (1/overdispersion)", pc.mgamma(7),
-initial log 10.
+initial log 10. The cdf is P(Y ≤ y) = I_q(n, y + 1), q = n/(n + μ).
 
 Observation data: ``E`` (default 1), ``scale`` (variant 2, default 1), ``weights``.
 

@@ -5,8 +5,8 @@ y_i ~ Poisson(E_i λ_i), λ_i = exp(η_i) (log link):
     log π(y_i | η_i) = y_i log(E_i λ_i) − E_i λ_i − log y_i!
 
 with the convention of R-INLA's ``loglikelihood_poisson`` that E_i = 0 gives y_i η_i (the
-y log E term is dropped); cdf P(Y ≤ y) = Q(y + 1, E λ). No hyperparameters. R-INLA's fitted value is λ_i = exp(η_i),
-without E_i.
+y log E term is dropped). No hyperparameters. R-INLA's fitted value is λ_i = exp(η_i),
+without E_i. The cdf is P(Y ≤ y) = Q(y + 1, E λ) (regularised upper incomplete gamma).
 
 Observation data: ``E`` (default 1), ``weights``.
 

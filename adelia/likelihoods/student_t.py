@@ -6,8 +6,9 @@
     log π(y_i | η_i, θ) = log Γ((ν+1)/2) − log Γ(ν/2) − ½ log(πν) + log f
                           − (ν+1)/2 · log(1 + f²(y − μ)²/ν)
 
-(``loglikelihood_t``); cdf F_ν((y − μ) f), F_ν the t_ν cdf. θ₁: "log precision for the student-t observations",
+(``loglikelihood_t``). θ₁: "log precision for the student-t observations",
 loggamma(1, 5e-5), initial 0; θ₂: "dof_intern for student-t", pc.dof(15, 0.5), initial 5.
+The cdf is F_ν((y − μ) f), F_ν the t_ν cdf.
 
 Observation data: ``scale`` (default 1), ``weights``.
 

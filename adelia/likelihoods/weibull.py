@@ -8,10 +8,11 @@ scale ``INLA_WEIBULL_ALPHA_SCALE`` = 0.1). R-INLA's ``variant``:
 * 1: h(t) = α λ (λ t)^(α−1); log f(y) = α log(λ y) + log α − log y − (λ y)^α,
   log S(t) = −(λ t)^α
 
-(``loglikelihood_weibull``; cdf 1 − S(y) for ``weibull``; ``weibullsurv`` adds censoring and truncation,
+(``loglikelihood_weibull``; ``weibullsurv`` adds censoring and truncation,
 :mod:`adelia.likelihoods.surv`). θ: "alpha_intern for weibull(surv)", user scale "alpha
 parameter for weibull(surv)", pc.alphaw(5), initial −2. R-INLA's cure-model betas of
-``weibullsurv`` (fixed unless cure covariates are given) are not implemented.
+``weibullsurv`` (fixed unless cure covariates are given) are not implemented. The cdf of
+``weibull`` is 1 − S(y); ``weibullsurv`` has none.
 
 Observation data: ``weibull``: ``weights``; ``weibullsurv``: ``event``, ``time2``,
 ``truncation``, ``weights``.

@@ -168,11 +168,12 @@ class SPDE2:
 
         The covariate holds 1-based mesh node numbers (R-INLA's index, e.g. from
         :func:`make_index` or 1..n), NaN where a row does not use the field.
-        Returns (model, index (0-based, −1 for NA), ids = 1..n).
+        Returns (model, index (0-based, −1 for NA), ids = 0..n−1 as R-INLA numbers SPDE nodes).
         """
         model = self.latent_model(label, args)
         index = node_index(covariate, self.n_spde, label)
-        return model, index, np.arange(1, self.n_spde + 1)
+        # R-INLA reports SPDE nodes with 0-based IDs (summary.random$s$ID = 0..n-1)
+        return model, index, np.arange(self.n_spde)
 
     def precision(self, theta) -> sp.csc_matrix:
         """Q(θ) as a scipy matrix (R-INLA's ``inla.spde2.precision``)."""
