@@ -26,6 +26,7 @@ def inla(
     control_inla: Mapping | None = None,
     control_mode: Mapping | None = None,
     control_vb: Mapping | None = None,
+    inla_mode: str = "compact",
     quantiles: Sequence[float] = (0.025, 0.5, 0.975),
     verbose: bool = False,
     context: Mapping[str, Any] | None = None,
@@ -42,6 +43,9 @@ def inla(
         control_*: R-INLA's control lists as dicts; keys in R's dotted spelling
             (``{"int.strategy": "ccd"}``) or Python's (``{"int_strategy": "ccd"}``).
             ``control_inla={"solver": "dense"|"sparse"|"bta"}`` picks the kernel backend.
+        inla_mode: R-INLA's ``inla.mode``: "compact" (default; R-INLA's current algorithm) or
+            "classic" (adaptive grid over θ for d ≤ 2, simplified-Laplace latent marginals) —
+            use it when the hyperparameter posterior is multimodal or far from Gaussian.
         quantiles: the quantile columns of the summaries.
         verbose: show progress during the mode search and the integration.
         context: names used inside f() (graphs, SPDE models, matrices); by default they are
@@ -74,6 +78,7 @@ def inla(
         control_inla=control_inla,
         control_mode=control_mode,
         control_vb=control_vb,
+        inla_mode=inla_mode,
         context=context,
         _namespace_depth=2,
     )

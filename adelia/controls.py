@@ -31,6 +31,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "compute.initial.values": True,
         "interpolator": "auto",
         "numint.maxfeval": 100000,
+        # "compact" (R-INLA's default: fixed designs, Gaussian + VB marginals) or "classic"
+        # (adaptive dz/diff.logdens grid for d ≤ 2, simplified Laplace): R-INLA's inla.mode
+        "inla.mode": "compact",
         # adelia's own
         "solver": "auto",  # "auto" | "dense" | "sparse" | "bta"
         "gradient": "ad",  # "ad" | "fd"  (how the mode search gets ∇f)
@@ -92,6 +95,7 @@ _VALID_CHOICES = {
     ("control_inla", "strategy"): ("auto", "gaussian", "simplified.laplace", "laplace", "adaptive"),
     ("control_inla", "int.strategy"): ("auto", "grid", "ccd", "eb", "user", "user.std"),
     ("control_inla", "solver"): ("auto", "dense", "sparse", "bta"),
+    ("control_inla", "inla.mode"): ("compact", "classic"),
     ("control_inla", "gradient"): ("ad", "fd"),
     ("control_inla", "hessian.method"): ("auto", "values", "gradients"),
 }

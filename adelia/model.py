@@ -30,6 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import controls as ctl
+from .engine.batching import map_points
 from .engine.graph import CopyTerm, FixedEffects, LatentGraph, ThetaLayout, compile_graph
 from .errors import DataError, ModelError, unknown_choice
 from .formula import fixed_design, parse_formula
@@ -208,8 +209,8 @@ class Model:
 
         self._f = jax.jit(f_and_mode)
         self._vg = jax.jit(jax.value_and_grad(f_and_mode, has_aux=True))
-        self._batched_f = jax.jit(jax.vmap(f_and_mode, in_axes=(0, None)))
-        self._batched_vg = jax.jit(jax.vmap(jax.value_and_grad(f_and_mode, has_aux=True), in_axes=(0, None)))
+        self._batched_f = jax.jit(map_points(f_and_mode))
+        self._batched_vg = jax.jit(map_points(jax.value_and_grad(f_and_mode, has_aux=True)))
 
     # --- θ ---------------------------------------------------------------------------------
     @property
@@ -329,6 +330,7 @@ def compile(
     control_inla: Mapping | None = None,
     control_mode: Mapping | None = None,
     control_vb: Mapping | None = None,
+    inla_mode: str = "compact",
     context: Mapping[str, Any] | None = None,
     _namespace_depth: int = 1,
 ) -> Model:
@@ -342,6 +344,9 @@ def compile(
         "control_mode": ctl.resolve("control_mode", control_mode),
         "control_vb": ctl.resolve("control_vb", control_vb),
     }
+    if inla_mode not in ("compact", "classic"):
+        raise ModelError(unknown_choice("inla_mode", inla_mode, ("compact", "classic")))
+    controls["control_inla"]["inla.mode"] = inla_mode
     spec = parse_formula(formula, context=context, namespace=namespace)
     raw = _columns_of(data)
     columns = DataColumns(data)

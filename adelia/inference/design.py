@@ -632,3 +632,84 @@ def prune_probabilities(probs: np.ndarray, keep: float = 0.999) -> np.ndarray:
             kept[j] = True
     out = np.where(kept, p, 0.0)
     return out / out.sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# R-INLA's classic adaptive grid (inla.mode = "classic", int.strategy = "grid")
+# ---------------------------------------------------------------------------------------------
+
+
+def adaptive_grid_design(
+    mode: np.ndarray,
+    axes: HessianAxes,
+    stdev_corr_pos: np.ndarray,
+    stdev_corr_neg: np.ndarray,
+    evaluate,
+    log_post_mode: float,
+    dz: float = 0.75,
+    diff_logdens: float = 6.0,
+    max_steps: int = 40,
+) -> tuple[IntegrationDesign, np.ndarray]:
+    """The classic INLA grid (Rue, Martino & Chopin 2009, §3.1): points z = dz·k (k integer,
+    scaled by σ± on each side of each axis) explored outwards from the mode until log π̃ has
+    dropped by more than ``diff_logdens`` below the highest value seen, then every grid point
+    of the box whose log π̃ is within ``diff_logdens`` of the maximum.
+
+    Unlike the compact-mode designs this follows the posterior wherever it goes, so a
+    hyperparameter posterior with mass far from the mode (or a second mode) is covered.
+
+    Args:
+        evaluate: θ points (k, d) -> log π̃(θ | y) (k,).
+
+    Returns:
+        (design, log π̃ at the design points) — the values are returned so they need not be
+        recomputed; the design's log weights carry the σ± Jacobian and dz^d.
+    """
+    mode = np.asarray(mode, dtype=float)
+    d = mode.size
+    pos = np.asarray(stdev_corr_pos, dtype=float)
+    neg = np.asarray(stdev_corr_neg, dtype=float)
+    if d > 2:
+        raise ValueError("the classic grid is used for d <= 2 (CCD above), as in R-INLA")
+    cache: dict[tuple[int, ...], float] = {(0,) * d: float(log_post_mode)}
+
+    def z_of(k):
+        k = np.asarray(k, dtype=float)
+        return dz * k * np.where(k > 0, pos, neg)
+
+    def values(keys):
+        todo = [k for k in keys if k not in cache]
+        if todo:
+            thetas = axes.z_to_theta(mode, np.array([z_of(k) for k in todo]))
+            for k, v in zip(todo, np.asarray(evaluate(thetas), dtype=float)):
+                cache[k] = float(v) if np.isfinite(v) else -np.inf
+        return np.array([cache[k] for k in keys])
+
+    bounds = []
+    for i in range(d):
+        ext = []
+        for sign in (1, -1):
+            k = 0
+            while k < max_steps:
+                chunk = [tuple(sign * (k + j) if a == i else 0 for a in range(d)) for j in range(1, 5)]
+                vals = values(chunk)
+                top = max(cache.values())
+                below = np.flatnonzero(vals < top - diff_logdens)
+                if below.size:
+                    k = k + below[0] + 1
+                    break
+                k += 4
+            ext.append(k)
+        bounds.append((-ext[1], ext[0]))
+    grids = [np.arange(lo, hi + 1) for lo, hi in bounds]
+    keys = [tuple(int(v) for v in p) for p in np.array(np.meshgrid(*grids, indexing="ij")).reshape(d, -1).T]
+    vals = values(keys)
+    keep = vals >= max(cache.values()) - diff_logdens
+    keys = [k for k, ok in zip(keys, keep) if ok]
+    vals = vals[keep]
+    x = np.array(keys, dtype=float).reshape(-1, d)
+    z = np.array([z_of(k) for k in keys]).reshape(-1, d)
+    theta = axes.z_to_theta(mode, z)
+    # every point carries dz^d times the σ± of its side (the Jacobian of the scaled grid)
+    log_w = d * math.log(dz) + np.sum(np.log(np.where(x > 0, pos, np.where(x < 0, neg, 0.5 * (pos + neg)))), axis=1)
+    return IntegrationDesign("grid.classic", x, z, theta, log_w, 1.0), vals

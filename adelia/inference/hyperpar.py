@@ -93,7 +93,7 @@ def hyperparameter_marginals(
     cov = axes.covariance()
     sd = np.sqrt(np.diag(cov))
     out = []
-    if d == 1 and strategy == "grid":
+    if d == 1 and strategy in ("grid", "grid.classic"):
         u_k = (np.asarray(design_theta)[:, 0] - mode[0]) / sd[0]
         lp = np.asarray(design_log_post, dtype=float)
         ok = np.isfinite(lp)

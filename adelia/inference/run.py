@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..engine.batching import map_points
 from ..errors import NumericalError
 from . import design as des
 from .constraints import constrained_solve, constraint_variance_correction
@@ -114,7 +115,7 @@ def _point_function(model, use_vb: bool):
 def _evaluate_points(model, thetas: np.ndarray, x0: np.ndarray, use_vb: bool) -> PointResults:
     fn = getattr(model, "_point_batch", None)
     if fn is None or getattr(model, "_point_batch_vb", None) != use_vb:
-        fn = jax.jit(jax.vmap(_point_function(model, use_vb), in_axes=(0, None)))
+        fn = jax.jit(map_points(_point_function(model, use_vb)))
         model._point_batch = fn
         model._point_batch_vb = use_vb
     out = fn(jnp.asarray(thetas, dtype=jnp.float64), jnp.asarray(x0))
@@ -128,6 +129,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     from ..progress import Progress
 
     ci = model.controls["control_inla"]
+    classic = ci["inla.mode"] == "classic"
     cm = model.controls["control_mode"]
     cc = model.controls["control_compute"]
     t0 = time.perf_counter()
@@ -176,7 +178,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         sk_vals = model.log_posterior_batch(sk_pts)
         # R-INLA 25.x (compact mode) rescales σ± to σ⁺σ⁻ = 1 (hessian.correct.skewness.only):
         # every reference fit has stdev_corr_positive · stdev_corr_negative = 1
-        pos, neg = des.skewness_scalings(sk_vals, f_star, correct_skewness_only=True)
+        pos, neg = des.skewness_scalings(sk_vals, f_star, correct_skewness_only=not classic)
         hmat = hess.hessian
     else:
         axes = des.HessianAxes(np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0)))
@@ -191,12 +193,33 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         raise NotImplementedError('int.strategy "user"/"user.std" (user-given design points) is not available yet')
     if d == 0:
         design = des.IntegrationDesign("eb", np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0)), np.zeros(1), 1.0)
+    elif classic and strategy in ("auto", "grid") and d <= 2:
+        prog.start("exploring the grid over θ")
+        design, _ = des.adaptive_grid_design(
+            theta_star, axes, pos, neg, model.log_posterior_batch, f_star, dz=float(ci["dz"]), diff_logdens=float(ci["diff.logdens"])
+        )
+        prog.stop()
     else:
         design = des.integration_design(theta_star, axes, pos, neg, strategy=strategy)
-    use_vb = bool(ci.get("vb.correction", True)) and model.controls["control_vb"]["enable"] not in (False, "false", "FALSE")
+    use_vb = (
+        not classic
+        and bool(ci.get("vb.correction", True))
+        and model.controls["control_vb"]["enable"] not in (False, "false", "FALSE")
+    )
     prog.start(f"integration over {design.size} points")
     pts = _evaluate_points(model, design.theta, x_warm, use_vb)
     prog.stop()
+    if d and design.strategy != "grid.classic" and np.max(pts.log_post) > f_star + 1.0:
+        best = design.theta[int(np.argmax(pts.log_post))]
+        msg = (
+            f"log π(θ|y) at the integration point θ = {np.round(best, 4).tolist()} exceeds its value at the mode found "
+            f"(θ* = {np.round(theta_star, 4).tolist()}) by {np.max(pts.log_post) - f_star:.2f}: the posterior of the "
+            "hyperparameters has mass away from the mode (a second mode or a flat direction) that the "
+            + ("grid may not cover" if design.strategy == "grid.classic" else
+               "compact-mode design does not cover; inla_mode='classic' explores the posterior with an adaptive grid")
+        )
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        notes.append(msg)
     bad = ~np.isfinite(pts.log_post)
     if np.any(bad):
         msg = f"log π(θ|y) is not finite at {int(bad.sum())} integration point(s) (e.g. θ = {np.round(design.theta[bad][0], 4).tolist()}); they get weight 0"
@@ -216,16 +239,24 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     probs = des.mixture_probabilities(design, pts.log_post)
     if d:
         mlik_g = des.log_mlik_gaussian(f_star, axes)
-        mlik_i = des.log_mlik_integration(design, pts.log_post, f_star, axes, pos, neg)
+        if design.strategy == "grid.classic":
+            lw = pts.log_post + design.log_weights
+            top = float(np.max(lw))
+            mlik_i = top + float(np.log(np.sum(np.exp(lw - top)))) - 0.5 * float(np.sum(np.log(axes.eigenvalues)))
+        else:
+            mlik_i = des.log_mlik_integration(design, pts.log_post, f_star, axes, pos, neg)
     else:
         mlik_g = mlik_i = float(pts.log_post[0])
     p_latent = des.prune_probabilities(probs, 0.999)
     p_pred = des.prune_probabilities(probs, 0.975)
     keep = p_latent > 0
-    if ci["strategy"] in ("laplace", "simplified.laplace"):
+    latent_strategy = ci["strategy"]
+    if classic and latent_strategy == "auto":
+        latent_strategy = "simplified.laplace"  # R-INLA's classic default
+    if latent_strategy in ("laplace", "simplified.laplace"):
         from .latent_strategies import latent_marginals
 
-        latent = latent_marginals(model, pts, p_latent, ci["strategy"])
+        latent = latent_marginals(model, pts, p_latent, latent_strategy)
     else:
         latent = Mixture(p_latent[keep], pts.mean[keep], np.sqrt(np.maximum(pts.var[keep], 0.0)))
     keep2 = p_pred > 0

@@ -12,7 +12,7 @@ vanish). :func:`test_seeds_laplace_hyperposterior_matches_nuts` shows that the L
 approximation log π̃(θ | y) itself agrees with the chain on a θ grid. The default integration
 design (R-INLA's too: its seeds_iid reference has the same 11 points) is built around the local
 mode and ends at log τ ≈ 8.9, so it drops ~65 % of the mass; the fixed effects are insensitive
-to this, the plate effects are not (their sds come out ~1.4–1.6× the chain's): the strict
+to this, the plate effects are not (their sds come out ~1.3–1.6× the chain's): the strict
 xfail of :func:`test_seeds_plate_effects_match_nuts` records this and fails as soon as it is
 fixed.
 
@@ -126,7 +126,7 @@ def test_seeds_fixed_effects_match_nuts(seeds_inla, seeds_nuts):
 @pytest.mark.xfail(
     strict=True,
     reason="bimodal log π(θ|y) on Seeds: the integration design (as R-INLA's) is built around the local mode "
-    "log τ ≈ 2.7 and stops at log τ ≈ 8.9, dropping ~65% of the posterior mass; plate-effect sds ~1.4–1.6× NUTS",
+    "log τ ≈ 2.7 and stops at log τ ≈ 8.9, dropping ~65% of the posterior mass; plate-effect sds ~1.3–1.6× NUTS",
 )
 def test_seeds_plate_effects_match_nuts(seeds_inla, seeds_nuts):
     draws = _draws(seeds_nuts)["plate_effect"]
