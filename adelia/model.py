@@ -284,7 +284,11 @@ class Model:
         models on a CPU (see :meth:`_sequential`)."""
         thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
         if self._sequential():
-            return np.array([self.value_and_grad(t)[0] for t in thetas])
+            # tiny models: reuse the compiled value-and-gradient (one trace fewer); larger
+            # ones: the value alone (a gradient costs a selected inversion)
+            if self.graph.n_latent <= 500:
+                return np.array([self.value_and_grad(t)[0] for t in thetas])
+            return np.array([self.log_posterior(t) for t in thetas])
         vals, _ = self._batched_f(jnp.asarray(thetas), jnp.asarray(self._x_warm))
         return np.asarray(vals)
 
@@ -365,6 +369,7 @@ def compile(
     if spec.response is None:
         raise ModelError(f"the formula {formula!r} has no response (left-hand side)")
     surv = None
+    surv_columns: dict[int, InlaSurv] = {}
     m = _SURV_CALL.match(spec.response)
     if m:
         from .likelihoods.surv import inla_surv
@@ -380,7 +385,10 @@ def compile(
                 kw[names[i]] = p
         n_guess = n_obs if n_obs is not None else len(next(iter(raw.values())))
         args = {k: _eval_column(v, columns, n_guess, "inla.surv()") for k, v in kw.items()}
-        surv = inla_surv(**args)
+        try:
+            surv = inla_surv(**args)
+        except DataError as error:
+            raise DataError(f'family "{families[0]}": {error}') from error
         Y = surv.time[:, None]
     else:
         if spec.response not in raw:
@@ -393,7 +401,7 @@ def compile(
                 except DataError:
                     raise DataError(unknown_choice("response column", spec.response, list(raw)).replace("unknown", "no", 1))
         else:
-            Y = np.asarray(raw[spec.response], dtype=float)
+            Y, surv_columns = _response_columns(raw[spec.response], len(families))
         Y = Y.reshape(Y.shape[0], -1)
     if Y.shape[1] != len(families):
         raise ModelError(
@@ -435,7 +443,9 @@ def compile(
         "weights": _obs_vector(weights, "weights", raw, n_obs),
         "scale": _obs_vector(scale, "scale", raw, n_obs),
     }
-    surv_data = surv.observation_data()[1] if surv is not None else {}
+    surv_data_of = {k: s.observation_data()[1] for k, s in surv_columns.items()}
+    if surv is not None:
+        surv_data_of[0] = surv.observation_data()[1]
     hypers: list[Hyperparameter] = []
     owners: list[str] = []
     blocks = []
@@ -444,12 +454,12 @@ def compile(
         names = set(getattr(lik, "data_names", ())) | {"weights"}
         rows = np.flatnonzero(observed & (family_of == k))
         fdata = {}
-        for nm, arr in list(obs_arrays.items()) + list(surv_data.items()):
+        for nm, arr in list(obs_arrays.items()) + list(surv_data_of.get(k, {}).items()):
             if arr is not None and nm in names:
                 fdata[nm] = np.asarray(arr, dtype=float)[rows]
             elif arr is not None and nm not in names and nm in ("E", "Ntrials", "scale") and len(families) == 1:
                 warnings.warn(f'{nm}= is not used by family "{fam}" and is ignored', UserWarning, stacklevel=3)
-        lik.validate(y[rows], fdata)
+        lik.validate(y[rows], fdata, rows=rows)
         tidx = []
         for h in lik.hyperparameters:
             tidx.append(len(hypers))
@@ -521,6 +531,29 @@ def _block_structure(components, fixed, solver: str):
 
     m = timed[0].model
     return spacetime_structure(m.n_blocks, m.block_size, n_arrow=fixed.p)
+
+
+def _response_columns(value, n_families: int) -> tuple[np.ndarray, dict[int, InlaSurv]]:
+    """The response as an (n, k) array; R-INLA's ``Y = list(y1, inla.surv(...))`` (one entry per
+    family, NA outside its rows) is accepted too: a survival entry contributes its times, and
+    its event/time2/truncation are returned per family index."""
+    if isinstance(value, InlaSurv):
+        return value.time[:, None].astype(float), {0: value}
+    if isinstance(value, (list, tuple)) and len(value) == n_families and n_families > 1 and any(
+        isinstance(v, InlaSurv) or np.ndim(v) == 1 for v in value
+    ):
+        cols, survs = [], {}
+        for k, v in enumerate(value):
+            if isinstance(v, InlaSurv):
+                survs[k] = v
+                cols.append(np.asarray(v.time, dtype=float))
+            else:
+                cols.append(np.asarray(v, dtype=float).ravel())
+        lengths = {c.size for c in cols}
+        if len(lengths) != 1:
+            raise DataError(f"the response list has entries of lengths {sorted(lengths)}; each must have one value per observation (NA outside its family's rows)")
+        return np.column_stack(cols), survs
+    return np.asarray(value, dtype=float), {}
 
 
 def _split_args(text: str) -> list[str]:

@@ -90,6 +90,8 @@ class Family(Likelihood):
     """
 
     hyper_specs: ClassVar[tuple[HyperSpec, ...]] = ()
+    #: user-data rows of the entries being validated (set only during :meth:`validate`)
+    _row_numbers: np.ndarray | None = None
     data_names: ClassVar[tuple[str, ...]] = ()
     variants: ClassVar[tuple[int, ...]] = (0,)
 
@@ -210,13 +212,30 @@ class Family(Likelihood):
         return jnp.asarray(v, dtype=jnp.float64)
 
     # --- validation ------------------------------------------------------------------------
-    def validate(self, y, data):
+    def validate(self, y, data, rows=None):
         """Check observed y (NaN = missing, skipped) and the family's data against the support.
+
+        Args:
+            y, data: the family's responses and observation data.
+            rows: optional 0-based row of the user's data for each entry of ``y`` (when ``y``
+                is a subset: the family's rows of a multi-likelihood response, the observed
+                rows), so that messages name the user's row; default 0, 1, ..., n − 1.
 
         Raises:
             DataError: naming the family, the (1-based) row and the offending value.
         """
         y = np.asarray(y, dtype=float).reshape(-1)
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+            if rows.shape != y.shape:
+                raise ValueError(f"validate: rows has length {rows.size} but y has length {y.size}")
+        self._row_numbers = rows
+        try:
+            self._validate(y, data)
+        finally:
+            self._row_numbers = None
+
+    def _validate(self, y, data):
         data = {} if data is None else dict(data)
         allowed = set(self.data_names) | set(COMMON_DATA)
         arrays: dict[str, np.ndarray] = {}
@@ -246,8 +265,9 @@ class Family(Likelihood):
         idx = np.flatnonzero(bad)
         if idx.size:
             i = int(idx[0])
+            row = i if self._row_numbers is None else int(self._row_numbers[i])
             more = f" ({idx.size - 1} more rows like it)" if idx.size > 1 else ""
-            raise DataError(f'family "{self.family}": row {i + 1}: {what} = {values[i]:g} {rule}{more}')
+            raise DataError(f'family "{self.family}": row {row + 1}: {what} = {values[i]:g} {rule}{more}')
 
     def _require_counts(self, y: np.ndarray, observed: np.ndarray) -> None:
         self._require(observed & ((y < 0) | (y != np.round(y)) | ~np.isfinite(y)), y, "y", "is not a non-negative integer count")

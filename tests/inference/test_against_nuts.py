@@ -136,6 +136,26 @@ def test_seeds_plate_effects_match_nuts(seeds_inla, seeds_nuts):
 
 
 @slow
+def test_seeds_classic_mode_matches_nuts(seeds, seeds_nuts):
+    """inla_mode="classic" explores log π̃(θ | y) with the adaptive dz-grid, which follows the
+    mass to the second mode: fixed effects and plate-effect means then match the chain. The
+    plate sds stay up to ~20% low: the Laplace approximation itself puts too little weight
+    on small precisions (integrating adelia's π̃(θ | y) on a 301-point grid gives the same
+    ~0.89 worst ratio), so they are held to 25% here, a limit of INLA, not of the design."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = adelia.inla(SEEDS_FORMULA, seeds, family="binomial", Ntrials="n", inla_mode="classic")
+    draws = _draws(seeds_nuts)
+    sf = res.summary_fixed
+    names = ["(Intercept)", "x1", "x2"]
+    dmean, dsd, worst = _compare(names, sf.loc[names, "mean"], sf.loc[names, "sd"], np.column_stack([draws[k] for k in names]))
+    assert dmean <= MEAN_TOL_SD and dsd <= SD_REL_TOL, f"Seeds fixed effects (classic) vs NUTS:\n{worst}"
+    sr = res.summary_random["plate"]
+    dmean, dsd, worst = _compare(sr["ID"], sr["mean"].to_numpy(), sr["sd"].to_numpy(), draws["plate_effect"])
+    assert dmean <= MEAN_TOL_SD and dsd <= 0.25, f"Seeds plate effects (classic) vs NUTS:\n{worst}"
+
+
+@slow
 def test_seeds_laplace_hyperposterior_matches_nuts(seeds, seeds_nuts):
     """log π̃(θ | y) (adelia's Laplace objective, normalised on a fine θ grid) against the
     chain's log τ: the approximation is right, including the second mode; only the integration
