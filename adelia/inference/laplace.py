@@ -197,10 +197,14 @@ class LaplaceApproximation:
         av = g.a_values(theta)
         obj = lambda x: self._log_joint(x, theta, qv, av)
 
-        def halve(x, x_new, f_old):
+        def halve(x, x_new, f_old, require_ascent):
+            """Step from x towards x_new, halving until the objective is finite and (when
+            ``require_ascent``) not below f_old."""
+
             def cond(s):
                 _, f_try, h = s
-                return (f_try < f_old - 1e-12 * (1.0 + jnp.abs(f_old))) & (h < opts.max_halvings) | ~jnp.isfinite(f_try) & (h < opts.max_halvings)
+                worse = require_ascent & (f_try < f_old - 1e-12 * (1.0 + jnp.abs(f_old)))
+                return (worse | ~jnp.isfinite(f_try)) & (h < opts.max_halvings)
 
             def body(s):
                 step, _, h = s
@@ -218,14 +222,17 @@ class LaplaceApproximation:
         def body(state):
             it, x, f, _, _ = state
             x_new = self._newton_step(x, theta, qv, av)
-            # the first step may leave an infeasible x0: accept it whole
-            x_next, f_next = jax.lax.cond(
-                it == 0, lambda: (x_new, obj(x_new)), lambda: halve(x, x_new, f)
-            )
+            # an infeasible x0 (C x0 ≠ e) has no comparable objective: its first step need only
+            # reach a finite value; every other step must not decrease the objective
+            x_next, f_next = halve(x, x_new, f, (it > 0) | feasible0)
             delta = jnp.max(jnp.abs(x_next - x))
             return it + 1, x_next, f_next, delta, f
 
         x0 = jnp.asarray(x0, dtype=jnp.float64)
+        if self.C is None:
+            feasible0 = jnp.asarray(True)
+        else:
+            feasible0 = jnp.max(jnp.abs(jnp.asarray(self.C) @ x0 - jnp.asarray(self.e))) <= 1e-8
         init = (0, x0, obj(x0), jnp.asarray(1e300), jnp.asarray(-jnp.inf))
         it, x, f, delta, _ = jax.lax.while_loop(cond, body, init)
         finite = jnp.all(jnp.isfinite(x))
