@@ -521,16 +521,37 @@ def compile(
 
 
 def _block_structure(components, fixed, solver: str):
-    """A BTA layout when a component is organised in time blocks (space-time models)."""
+    """A BTA layout when the latent field is organised in time blocks (space-time models).
+
+    Every component that declares ``n_blocks``/``block_size`` (a DEMF space-time field, an
+    SPDE with ``group=`` and an ar1 group model, ...) must have the same number of time
+    blocks; block t holds time slice t of all of them (all variates of a coregional model at
+    time t), in component order. Everything else — fixed effects, small components — goes to
+    the arrow; when that arrow would be larger than a block there is no BTA layout.
+    Returns None when the model has no time-block structure or another solver was asked for.
+    """
     if solver not in ("auto", "bta"):
         return None
-    timed = [c for c in components if getattr(c.model, "n_blocks", None)]
-    if not timed or len(components) != 1:
+    timed, offset, others = [], 0, []
+    for c in components:
+        nb = getattr(c.model, "n_blocks", None)
+        if nb:
+            timed.append((offset, int(nb), int(c.model.block_size)))
+        else:
+            others.append(np.arange(offset, offset + c.model.n))
+        offset += c.model.n
+    if not timed or len({nb for _, nb, _ in timed}) != 1:
         return None
-    from .engine.ordering import spacetime_structure
+    n_blocks = timed[0][1]
+    block_size = sum(bs for _, _, bs in timed)
+    arrow = np.concatenate(others + [offset + np.arange(fixed.p)]) if (others or fixed.p) else np.zeros(0, np.int64)
+    if arrow.size > block_size:
+        return None
+    from .engine.solver import BlockStructure
 
-    m = timed[0].model
-    return spacetime_structure(m.n_blocks, m.block_size, n_arrow=fixed.p)
+    blocks = [np.concatenate([o + t * bs + np.arange(bs) for o, _, bs in timed]) for t in range(n_blocks)]
+    perm = np.concatenate(blocks + [arrow.astype(np.int64)])
+    return BlockStructure(perm=perm, n_blocks=n_blocks, block_size=block_size, arrow_size=int(arrow.size))
 
 
 def _response_columns(value, n_families: int) -> tuple[np.ndarray, dict[int, InlaSurv]]:

@@ -14,7 +14,7 @@ Backends (``make_solver(pattern, backend=...)``):
 * ``"dense"``  — jnp.linalg; the test oracle (O(n³)).
 * ``"sparse"`` — CHOLMOD through sparsax (CPU).
 * ``"bta"``    — block-tridiagonal-with-arrowhead kernels in pure JAX (GPU, space-time).
-* ``"auto"``   — BTA on accelerators or when a block structure is given, else sparse.
+* ``"auto"``   — dense for n ≤ 50, BTA on accelerators, CHOLMOD on the CPU.
 
 Values convention: ``values[k]`` is Q[rows[k], cols[k]] with rows >= cols (lower
 triangle); the upper triangle is implied by symmetry. A cotangent for ``values`` is the
@@ -160,9 +160,13 @@ def make_solver(
         on_accelerator = jax.default_backend() != "cpu"
         if pattern.n <= 50:
             backend = "dense"
-        elif on_accelerator or block_structure is not None:
+        elif on_accelerator:
+            # dense blocks and batched kernels: what a GPU does fastest (RCM layout if no
+            # space-time block structure is known)
             backend = "bta"
         else:
+            # on a CPU, CHOLMOD's fill-reducing supernodal factorisation wins even for
+            # space-time structure (BTA's dense blocks are O(b³) flops per step)
             backend = "sparse"
     if backend == "dense":
         from .dense import DenseSolver

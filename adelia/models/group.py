@@ -342,6 +342,11 @@ class GroupedModel(LatentModel):
         self.n = N * self.ngroup * self.nrep
         self.hyperparameters = tuple(inner.hyperparameters) + (tuple(group.hyperparameters) if group else ())
         self.diagonal = float(diagonal)
+        # Time blocks for the BTA backend: with a group model that couples only neighbouring
+        # groups (ar1, rw1, iid) and no replicates, group g is block g (R-INLA's layout is
+        # node + N·(g − 1)), so Q is block tridiagonal by construction.
+        if self.nrep == 1 and self.ngroup > 1 and group is not None and group.name in ("ar1", "rw1", "iid"):
+            self.n_blocks, self.block_size = self.ngroup, N
         r, rg = inner.rank_deficiency, (group.rank_deficiency if group else 0)
         self.rank_deficiency = self.n - self.nrep * (self.ngroup - rg) * (N - r)
         self.rinla_rankdef = float(getattr(inner, "rinla_rankdef", r)) * self.ngroup * self.nrep
