@@ -199,6 +199,7 @@ class Model:
     family_names: tuple[str, ...]
     y: np.ndarray
     n_rows: int
+    effect_offset: np.ndarray | None = None  # the formula's offset on its own rows (stack models)
 
     def __post_init__(self):
         self._x_warm = np.zeros(self.graph.n_latent)
@@ -517,7 +518,8 @@ def compile(
         layout,
         NewtonOptions(max_iter=int(ci["newton.max.iter"]), tol=float(ci["newton.tol"])),
     )
-    return Model(spec, graph, observations, layout, laplace, controls, tuple(fd.names), tuple(families), y, n_rows)
+    effect_offset = np.zeros(n_rows) if fd.offset is None else np.asarray(fd.offset, dtype=float)
+    return Model(spec, graph, observations, layout, laplace, controls, tuple(fd.names), tuple(families), y, n_rows, effect_offset)
 
 
 def _block_structure(components, fixed, solver: str):

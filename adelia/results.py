@@ -198,9 +198,17 @@ class InlaResult(Mapping):
 
     # --- predictor and fitted values --------------------------------------------------------------------------
     def _predictor_names(self, prefix: str = "") -> list[str]:
+        """R-INLA's row names: "Predictor.01", ...; with a stack A matrix "APredictor.001" for
+        the observations followed by "Predictor.001" for the formula's own rows."""
         n = self.model.observations.n_obs
-        width = len(str(n))
-        return [f"{prefix}Predictor.{i:0{width}d}" for i in range(1, n + 1)]
+        if self.model.graph.effect_map is None:
+            width = len(str(n))
+            return [f"{prefix}Predictor.{i:0{width}d}" for i in range(1, n + 1)]
+        m = self.model.n_rows
+        width = len(str(max(n, m)))
+        return [f"{prefix}APredictor.{i:0{width}d}" for i in range(1, n + 1)] + [
+            f"{prefix}Predictor.{i:0{width}d}" for i in range(1, m + 1)
+        ]
 
     @cached_property
     def summary_linear_predictor(self) -> pd.DataFrame | None:
@@ -231,7 +239,10 @@ class InlaResult(Mapping):
                 raise ValueError("control_predictor link must be one family number or one per observation")
             miss = ~obs.observed
             fam_of[miss] = np.where(np.isnan(lk[miss]), fam_of[miss], lk[miss] - 1).astype(int)
-        out = {c: np.zeros(obs.n_obs) for c in ["mean", "sd", *_quantile_columns(self.quantiles), "mode"]}
+        n_total = mix.n
+        if n_total > obs.n_obs:  # the formula's own rows take the first family's link (R-INLA)
+            fam_of = np.concatenate([fam_of, np.zeros(n_total - obs.n_obs, dtype=fam_of.dtype)])
+        out = {c: np.zeros(n_total) for c in ["mean", "sd", *_quantile_columns(self.quantiles), "mode"]}
         theta_mode = np.asarray(self.model.layout.expand(jnp.asarray(self.posterior.theta_mode)))
         for k, fb in enumerate(obs.families):
             rows = np.flatnonzero(fam_of == k)

@@ -101,6 +101,113 @@ class ThetaLayout:
 
 
 @dataclass(eq=False)
+class LinearMap:
+    """A sparse map x -> M(θ) x from the latent field to rows (observations, or the formula's
+    effect rows), with everything the engine needs precomputed on the host.
+
+    M's COO entries have values ``values × scale`` where the scale is 1 (group 0) or a copy
+    term's β (group j ≥ 1). ``pair_*`` list, for each row, every unordered pair of its entries
+    (i ≥ j) and where their product lands in the posterior pattern: Σ_pairs d_row·m_i·m_j forms
+    MᵀDM on the lower triangle, and the same pairs give diag(M Σ Mᵀ) from a selected inverse.
+    """
+
+    n_rows: int
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+    scale: np.ndarray
+    pair_target: np.ndarray
+    pair_row: np.ndarray
+    pair_left: np.ndarray
+    pair_right: np.ndarray
+
+    @classmethod
+    def from_groups(cls, groups: list[sp.spmatrix]) -> tuple["LinearMap", np.ndarray, np.ndarray]:
+        """Entries of the scale groups, sorted by (row, col), and the list of row pairs.
+        Returns (map without targets, pair columns left, pair columns right) — the targets are
+        filled in by :meth:`with_targets` once the posterior pattern is known."""
+        r_, c_, v_, s_ = [], [], [], []
+        for s, g in enumerate(groups):
+            g = g.tocoo()
+            keep = g.data != 0
+            r_.append(g.row[keep])
+            c_.append(g.col[keep])
+            v_.append(g.data[keep])
+            s_.append(np.full(int(keep.sum()), s))
+        rows = np.concatenate(r_).astype(np.int64)
+        cols = np.concatenate(c_).astype(np.int64)
+        vals = np.concatenate(v_).astype(float)
+        scale = np.concatenate(s_).astype(np.int64)
+        order = np.lexsort((cols, rows))
+        rows, cols, vals, scale = rows[order], cols[order], vals[order], scale[order]
+        n_rows = groups[0].shape[0]
+        row_start = np.searchsorted(rows, np.arange(n_rows + 1))
+        counts = np.diff(row_start)
+        left, right = [], []
+        for m in np.unique(counts):
+            if m == 0:
+                continue
+            which = np.flatnonzero(counts == m)
+            base = row_start[which][:, None]
+            ii, jj = np.tril_indices(m)
+            left.append((base + ii[None, :]).ravel())
+            right.append((base + jj[None, :]).ravel())
+        pl = np.concatenate(left) if left else np.zeros(0, np.int64)
+        pr = np.concatenate(right) if right else np.zeros(0, np.int64)
+        # Two entries of one row in the same column (different scale groups) form a diagonal
+        # term that the symmetric square counts twice: keep the product twice.
+        dbl = (cols[pl] == cols[pr]) & (pl != pr)
+        if np.any(dbl):
+            pl = np.concatenate([pl, pl[dbl]])
+            pr = np.concatenate([pr, pr[dbl]])
+        empty = np.zeros(0, np.int64)
+        return cls(n_rows, rows, cols, vals, scale, empty, rows[pl], pl, pr), cols[pl], cols[pr]
+
+    def with_targets(self, pattern: SparsePattern) -> "LinearMap":
+        self.pair_target = pattern.index_of(self.cols[self.pair_left], self.cols[self.pair_right]) if self.pair_left.size else np.zeros(0, np.int64)
+        self._both = np.where(pattern.rows[self.pair_target] != pattern.cols[self.pair_target], 2.0, 1.0)
+        return self
+
+    def entry_values(self, betas: jax.Array) -> jax.Array:
+        """Values of the entries; ``betas`` = (1, β_1, β_2, ...) per scale group."""
+        vals = jnp.asarray(self.values)
+        if betas.shape[0] == 1:
+            return vals
+        return vals * betas[jnp.asarray(self.scale)]
+
+    def apply(self, values: jax.Array, x: jax.Array) -> jax.Array:
+        """M x, shape (n_rows,) (or (n_rows, k) for x of shape (n_latent, k))."""
+        contrib = values.reshape((-1,) + (1,) * (x.ndim - 1)) * x[jnp.asarray(self.cols)]
+        return jax.ops.segment_sum(contrib, jnp.asarray(self.rows), num_segments=self.n_rows)
+
+    def apply_transpose(self, values: jax.Array, v: jax.Array, n_latent: int) -> jax.Array:
+        """Mᵀ v, shape (n_latent,) (or (n_latent, k))."""
+        contrib = values.reshape((-1,) + (1,) * (v.ndim - 1)) * v[jnp.asarray(self.rows)]
+        return jax.ops.segment_sum(contrib, jnp.asarray(self.cols), num_segments=n_latent)
+
+    def gram_values(self, values: jax.Array, D: jax.Array, nnz: int) -> jax.Array:
+        """MᵀDM on the posterior pattern (lower triangle values)."""
+        out = jnp.zeros(nnz, dtype=jnp.float64)
+        if not self.pair_target.size:
+            return out
+        prod = values[jnp.asarray(self.pair_left)] * values[jnp.asarray(self.pair_right)] * D[jnp.asarray(self.pair_row)]
+        return out.at[jnp.asarray(self.pair_target)].add(prod)
+
+    def variance(self, values: jax.Array, selected_inverse: jax.Array) -> jax.Array:
+        """diag(M Σ Mᵀ) from Σ on the posterior pattern: each stored pair is one unordered pair of
+        a row's entries; off-diagonal targets stand for both orders."""
+        if not self.pair_target.size:
+            return jnp.zeros(self.n_rows)
+        prod = (
+            values[jnp.asarray(self.pair_left)]
+            * values[jnp.asarray(self.pair_right)]
+            * jnp.asarray(self._both)
+            * selected_inverse[jnp.asarray(self.pair_target)]
+        )
+        return jax.ops.segment_sum(prod, jnp.asarray(self.pair_row), num_segments=self.n_rows)
+
+
+@dataclass(eq=False)
 class LatentGraph:
     """The compiled static structure of a latent Gaussian model (see module docstring).
 
@@ -108,8 +215,8 @@ class LatentGraph:
 
     * ``n_latent``, ``blocks`` (the layout of x), ``components``, ``fixed``, ``copies``;
     * ``prior_pattern`` / ``posterior_pattern`` and the value functions below;
-    * ``A_rows, A_cols, A_values, A_scale`` — the COO entries of A (value = A_values ×
-      scale, scale = 1 or a copy β), with ``n_obs`` rows;
+    * ``obs_map`` — A (n_obs rows), ``effect_map`` — the formula's own rows when a
+      ``control_predictor`` A is given (R-INLA's "Predictor" next to its "APredictor");
     * ``constraints`` — the stacked hard constraints C x = e, or None;
     * ``solver`` — the kernel backend on ``posterior_pattern``.
     """
@@ -124,14 +231,8 @@ class LatentGraph:
     prior_pattern: SparsePattern
     posterior_pattern: SparsePattern
     prior_in_posterior: np.ndarray  # positions of Q's entries in Q_c's values
-    A_rows: np.ndarray
-    A_cols: np.ndarray
-    A_values: np.ndarray
-    A_scale: np.ndarray  # 0 = unscaled, j >= 1 = copy term j-1
-    ata_target: np.ndarray  # Q_c position of each AᵀDA product
-    ata_obs: np.ndarray  # observation row of each product
-    ata_left: np.ndarray  # A entry index of each product's first factor
-    ata_right: np.ndarray  # ... and second factor
+    obs_map: LinearMap  # A: latent -> observations (η = A x + offset)
+    effect_map: LinearMap | None  # the formula's rows (R-INLA's "Predictor") when A_pred is given
     constraints: LinearConstraints | None
     prior_mean: np.ndarray
     solver: Solver
@@ -148,47 +249,33 @@ class LatentGraph:
         parts.append(jnp.asarray(self.fixed.prior_prec, dtype=jnp.float64))
         return jnp.concatenate([jnp.atleast_1d(jnp.asarray(p, dtype=jnp.float64)) for p in parts])
 
-    def a_values(self, theta: jax.Array) -> jax.Array:
-        """Values of the COO entries of A(θ)."""
-        vals = jnp.asarray(self.A_values)
-        if not self.copies:
-            return vals
+    def copy_betas(self, theta: jax.Array) -> jax.Array:
+        """(1, β_1, β_2, ...): the scale of each group of A's entries."""
         betas = [jnp.asarray(1.0)]
         for cp in self.copies:
             betas.append(theta[cp.theta_index] if cp.theta_index is not None else jnp.asarray(cp.beta))
-        return vals * jnp.stack(betas)[jnp.asarray(self.A_scale)]
+        return jnp.stack(betas)
+
+    def a_values(self, theta: jax.Array) -> jax.Array:
+        """Values of the COO entries of A(θ)."""
+        return self.obs_map.entry_values(self.copy_betas(theta))
 
     def posterior_values(self, prior_values: jax.Array, a_values: jax.Array, D: jax.Array) -> jax.Array:
         """Values of Q_c = Q + AᵀDA on ``posterior_pattern``."""
-        out = jnp.zeros(self.posterior_pattern.nnz, dtype=jnp.float64)
-        out = out.at[jnp.asarray(self.prior_in_posterior)].add(prior_values)
-        if self.ata_target.size:
-            prod = a_values[jnp.asarray(self.ata_left)] * a_values[jnp.asarray(self.ata_right)] * D[jnp.asarray(self.ata_obs)]
-            out = out.at[jnp.asarray(self.ata_target)].add(prod)
-        return out
+        out = self.obs_map.gram_values(a_values, D, self.posterior_pattern.nnz)
+        return out.at[jnp.asarray(self.prior_in_posterior)].add(prior_values)
 
     def predictor(self, a_values: jax.Array, x: jax.Array) -> jax.Array:
         """A x (without offset), shape (n_obs,) (or (n_obs, k) for x of shape (n_latent, k))."""
-        contrib = a_values.reshape((-1,) + (1,) * (x.ndim - 1)) * x[jnp.asarray(self.A_cols)]
-        return jax.ops.segment_sum(contrib, jnp.asarray(self.A_rows), num_segments=self.n_obs)
+        return self.obs_map.apply(a_values, x)
 
     def predictor_transpose(self, a_values: jax.Array, v: jax.Array) -> jax.Array:
         """Aᵀ v, shape (n_latent,) (or (n_latent, k))."""
-        contrib = a_values.reshape((-1,) + (1,) * (v.ndim - 1)) * v[jnp.asarray(self.A_rows)]
-        return jax.ops.segment_sum(contrib, jnp.asarray(self.A_cols), num_segments=self.n_latent)
+        return self.obs_map.apply_transpose(a_values, v, self.n_latent)
 
     def predictor_variance(self, a_values: jax.Array, selected_inverse: jax.Array) -> jax.Array:
-        """diag(A Σ Aᵀ) from Σ on the posterior pattern (which contains pattern(AᵀA)).
-
-        Var(η_o) = Σ_{e,f ∈ row o} a_e a_f Σ_{c_e c_f}: each stored product of the AᵀDA list
-        is one unordered pair; off-diagonal targets stand for both orders."""
-        if not self.ata_target.size:
-            return jnp.zeros(self.n_obs)
-        tgt = jnp.asarray(self.ata_target)
-        pat = self.posterior_pattern
-        both = jnp.asarray(np.where(pat.rows[self.ata_target] != pat.cols[self.ata_target], 2.0, 1.0))
-        prod = a_values[jnp.asarray(self.ata_left)] * a_values[jnp.asarray(self.ata_right)] * both * selected_inverse[tgt]
-        return jax.ops.segment_sum(prod, jnp.asarray(self.ata_obs), num_segments=self.n_obs)
+        """diag(A Σ Aᵀ) from Σ on the posterior pattern (which contains pattern(AᵀA))."""
+        return self.obs_map.variance(a_values, selected_inverse)
 
     def prior_matvec(self, prior_values: jax.Array, x: jax.Array) -> jax.Array:
         """Q x from values on the (lower-triangular) prior pattern."""
@@ -199,8 +286,9 @@ class LatentGraph:
 
     def a_matrix(self, theta=None) -> sp.csr_matrix:
         """A(θ) as a scipy matrix (host; θ needed only with estimated copy β)."""
-        vals = np.asarray(self.a_values(jnp.asarray(theta)) if theta is not None else self.A_values)
-        return sp.csr_matrix((vals, (self.A_rows, self.A_cols)), shape=(self.n_obs, self.n_latent))
+        m = self.obs_map
+        vals = np.asarray(self.a_values(jnp.asarray(theta)) if theta is not None else m.values)
+        return sp.csr_matrix((vals, (m.rows, m.cols)), shape=(self.n_obs, self.n_latent))
 
     def block(self, label: str) -> LatentBlock:
         for b in self.blocks:
@@ -316,8 +404,10 @@ def compile_graph(
     # the concatenation is already sorted by (col, row): blocks are disjoint and increasing
     prior_pattern = SparsePattern(n_latent, prior_rows, prior_cols)
 
-    # A = A_pred · A_formula, per scale group
+    # A = A_pred · A_formula, per scale group; the formula's own rows are kept too when A_pred
+    # is given (R-INLA reports both: "APredictor" = A η, "Predictor" = η on the effect rows)
     groups = _formula_matrix(components, fixed, copies, offsets_of, n_rows, n_latent)
+    effect_map = None
     if A_pred is not None:
         A_pred = sp.csr_matrix(A_pred)
         if A_pred.shape[1] != n_rows:
@@ -325,51 +415,19 @@ def compile_graph(
                 f"control_predictor A has {A_pred.shape[1]} columns but the formula's data have {n_rows} rows "
                 "(the A matrix maps the effects rows to the observations: ncol(A) must equal the effects length)"
             )
+        effect_map, el, er = LinearMap.from_groups(groups)
         groups = [sp.csr_matrix(A_pred @ g) for g in groups]
-    n_obs = groups[0].shape[0]
-    a_r, a_c, a_v, a_s = [], [], [], []
-    for s, g in enumerate(groups):
-        g = g.tocoo()
-        keep = g.data != 0
-        a_r.append(g.row[keep])
-        a_c.append(g.col[keep])
-        a_v.append(g.data[keep])
-        a_s.append(np.full(int(keep.sum()), s))
-    A_rows = np.concatenate(a_r).astype(np.int64)
-    A_cols = np.concatenate(a_c).astype(np.int64)
-    A_values = np.concatenate(a_v).astype(float)
-    A_scale = np.concatenate(a_s).astype(np.int64)
-    order = np.lexsort((A_cols, A_rows))
-    A_rows, A_cols, A_values, A_scale = A_rows[order], A_cols[order], A_values[order], A_scale[order]
-
-    # products of pairs of entries in the same row of A -> AᵀDA
-    row_start = np.searchsorted(A_rows, np.arange(n_obs + 1))
-    counts = np.diff(row_start)
-    left, right = [], []
-    for m in np.unique(counts):
-        if m == 0:
-            continue
-        obs = np.flatnonzero(counts == m)
-        base = row_start[obs][:, None]
-        ii, jj = np.tril_indices(m)
-        left.append((base + ii[None, :]).ravel())
-        right.append((base + jj[None, :]).ravel())
-    ata_left = np.concatenate(left) if left else np.zeros(0, np.int64)
-    ata_right = np.concatenate(right) if right else np.zeros(0, np.int64)
-    ata_obs = A_rows[ata_left]
-    post_pattern = prior_pattern.union(SparsePattern.from_entries(n_latent, A_cols[ata_left], A_cols[ata_right]))
+    obs_map, left_cols, right_cols = LinearMap.from_groups(groups)
+    n_obs = obs_map.n_rows
+    extra_r, extra_c = [left_cols], [right_cols]
+    if effect_map is not None:
+        extra_r.append(el)
+        extra_c.append(er)
+    post_pattern = prior_pattern.union(SparsePattern.from_entries(n_latent, np.concatenate(extra_r), np.concatenate(extra_c)))
     prior_in_post = post_pattern.index_of(prior_pattern.rows, prior_pattern.cols)
-    ata_target = post_pattern.index_of(A_cols[ata_left], A_cols[ata_right]) if ata_left.size else np.zeros(0, np.int64)
-    same_col = A_cols[ata_left] == A_cols[ata_right]
-    distinct = ata_left != ata_right
-    # Two entries of one row in the same column (different scale groups) form a diagonal term
-    # that the symmetric square counts twice: keep one product and double it.
-    dbl = same_col & distinct
-    if np.any(dbl):
-        ata_left = np.concatenate([ata_left, ata_left[dbl]])
-        ata_right = np.concatenate([ata_right, ata_right[dbl]])
-        ata_obs = np.concatenate([ata_obs, ata_obs[dbl]])
-        ata_target = np.concatenate([ata_target, ata_target[dbl]])
+    obs_map.with_targets(post_pattern)
+    if effect_map is not None:
+        effect_map.with_targets(post_pattern)
 
     # constraints
     cons = []
@@ -409,14 +467,8 @@ def compile_graph(
         prior_pattern=prior_pattern,
         posterior_pattern=post_pattern,
         prior_in_posterior=prior_in_post,
-        A_rows=A_rows,
-        A_cols=A_cols,
-        A_values=A_values,
-        A_scale=A_scale,
-        ata_target=ata_target,
-        ata_obs=ata_obs,
-        ata_left=ata_left,
-        ata_right=ata_right,
+        obs_map=obs_map,
+        effect_map=effect_map,
         constraints=constraints,
         prior_mean=prior_mean,
         solver=solver,

@@ -48,8 +48,8 @@ class PointResults:
     mode: np.ndarray  # (K, n_latent) x* of π_G
     mean: np.ndarray  # (K, n_latent) VB-corrected mean
     var: np.ndarray  # (K, n_latent) constrained marginal variances
-    eta_mean: np.ndarray  # (K, n_obs)
-    eta_var: np.ndarray  # (K, n_obs)
+    eta_mean: np.ndarray  # (K, n_obs [+ n_rows]): A η, then the formula's rows with a stack A
+    eta_var: np.ndarray  # (K, n_obs [+ n_rows])
     newton_iterations: np.ndarray
     newton_converged: np.ndarray
     vb_iterations: np.ndarray
@@ -107,6 +107,14 @@ def _point_function(model, use_vb: bool):
             Sigma_S, _, _ = constrained_solve(g.solver, ga.precision_values, E, C, None)
             mean, vb_it = vb_correct_mean(lap, theta, ga.mode, Sigma_S, ga.variance, eta_var)
         eta_mean = g.predictor(av, mean) + jnp.asarray(model.observations.offset)
+        if g.effect_map is not None:
+            # the formula's own rows (R-INLA's "Predictor" beside "APredictor" = A η)
+            ev = g.effect_map.entry_values(g.copy_betas(theta))
+            eff_var = g.effect_map.variance(ev, ga.selected_inverse)
+            if C is not None:
+                eff_var = eff_var - constraint_variance_correction(g.effect_map.apply(ev, ga.W), ga.S)
+            eta_mean = jnp.concatenate([eta_mean, g.effect_map.apply(ev, mean) + jnp.asarray(model.effect_offset)])
+            eta_var = jnp.concatenate([eta_var, jnp.maximum(eff_var, 0.0)])
         return lp, ga.mode, mean, ga.variance, eta_mean, eta_var, ga.status.iterations, ga.status.converged, vb_it
 
     return point
