@@ -174,15 +174,16 @@ def _selected_inverse(super_start, row_ptr, lx_ptr, chunk_ptr, chunk_start, chun
                 for i in range(m):
                     u[i + j * m] = lx[off + j * nrow + ncol + i]
             if ncol * ncol * m <= _SMALL_UPDATE:
-                for j in range(ncol):
+                # U L₁₁ = L₂₁ column by column from the last: U_j = (L₂₁_j − Σ_{k>j} U_k L_kj) / L_jj.
+                for j in range(ncol - 1, -1, -1):
                     inv = 1.0 / lx[off + j * nrow + j]
                     for i in range(m):
                         u[i + j * m] *= inv
-                    for k in range(j + 1, ncol):
-                        lkj = lx[off + j * nrow + k]
-                        if lkj != 0.0:
+                    for k in range(j):
+                        ljk = lx[off + k * nrow + j]
+                        if ljk != 0.0:
                             for i in range(m):
-                                u[i + k * m] -= u[i + j * m] * lkj
+                                u[i + k * m] -= u[i + j * m] * ljk
             else:
                 la.trsm(la.R, la.L, la.N, m, ncol, 1.0, lx, off, nrow, u, 0, m)
             # Σ_ℛℛ from the ancestors' blocks (lower triangle).
