@@ -10,6 +10,13 @@ that name: compiled code refers to the *name*, resolved when it is loaded, so
 ``@njit(cache=True)`` functions that call them can be cached across processes (a ctypes
 function pointer would be baked in as an address and disable caching).
 
+Threads: SciPy's OpenBLAS starts a thread pool for large calls. Our calls are many and
+mostly medium-sized, run inside host callbacks next to XLA's own threads, and a busy
+machine turns spinning BLAS threads into slowdowns of 10× and more (measured). The
+kernels therefore run under :func:`single_threaded_blas`, which uses OpenBLAS's
+per-thread setting ``openblas_set_num_threads_local`` (OpenBLAS >= 0.3.27) and leaves
+other threads' BLAS calls alone; without that symbol it does nothing.
+
 Fortran convention: every argument is a pointer. The wrappers below take Python
 scalars, a flat float64 array plus an element offset for every matrix operand, and
 column-major leading dimensions; characters are passed as their ASCII codes
@@ -18,6 +25,11 @@ the call when the product is empty) and leading dimensions must be >= 1.
 """
 
 from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import os
 
 import llvmlite.binding as _llvm
 import numpy as np
@@ -50,6 +62,41 @@ _dpotrf = _bind("dpotrf")
 _dpotri = _bind("dpotri")
 
 N, T, L, R = ord("N"), ord("T"), ord("L"), ord("R")
+
+
+def _load_local_thread_setter():
+    """OpenBLAS's ``openblas_set_num_threads_local`` in SciPy's bundled OpenBLAS, or None."""
+    import scipy
+
+    root = os.path.dirname(os.path.abspath(scipy.__file__))
+    candidates = []
+    for folder in (os.path.join(os.path.dirname(root), "scipy.libs"), os.path.join(root, ".dylibs"), root):
+        candidates += sorted(glob.glob(os.path.join(folder, "*openblas*")))
+    for path in candidates:
+        try:
+            setter = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        setter.restype = ctypes.c_int
+        setter.argtypes = [ctypes.c_int]
+        return setter
+    return None
+
+
+_SET_LOCAL_THREADS = _load_local_thread_setter()
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run SciPy's OpenBLAS single-threaded in the calling thread only (see module doc)."""
+    if _SET_LOCAL_THREADS is None:
+        yield
+        return
+    previous = _SET_LOCAL_THREADS(1)
+    try:
+        yield
+    finally:
+        _SET_LOCAL_THREADS(previous)
 
 
 @njit(cache=True, nogil=True)

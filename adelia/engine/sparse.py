@@ -1,22 +1,24 @@
-"""General sparse Cholesky backend: CHOLMOD on the CPU (DESIGN.md §4, item 2).
+"""General sparse Cholesky backend on the CPU (DESIGN.md §4, item 2).
 
-CHOLMOD (supernodal, fill-reducing ordering, Takahashi selected inversion) comes
-from the ``sparsax`` wheel, which bundles SuiteSparse. ``sparsax``'s own XLA FFI
-primitives raise an XLA runtime error when a matrix is not positive definite,
-which would abort a jitted Newton iteration or a vmapped batch of integration
-points; they are therefore *not* used. Instead each operation is a
-``jax.pure_callback`` into sparsax's numpy-level CHOLMOD entry points
-(``sparsax_cpp.logdet_np / solve_np / selinv_np``, the core behind its PyTensor
-frontend), which raise a catchable Python exception. A failed factorisation
-becomes ``logdet = -inf`` and NaN solves (see /work/notes/sparsax_evaluation.md).
+The kernels are adelia's own supernodal Cholesky factorisation and supernodal selected
+inversion (:mod:`adelia.engine.supernodal`: left-looking supernodal factorisation and
+the block Takahashi recursion, numba + BLAS) on an approximate-minimum-degree ordering
+(:mod:`adelia.engine.fill_ordering`, SuiteSparse's AMD from the ``sparsax`` wheel).
+They replaced CHOLMOD-through-sparsax, whose scalar column-by-column selected inverse
+cost 5-45× a factorisation; the supernodal one costs about 1.5-2× our factorisation,
+itself 1.5-4× faster than CHOLMOD's on the patterns of benchmarks/selinv.py.
 
-Conventions. ``values`` is the lower triangle of Q on ``pattern`` (solver.py).
-sparsax folds the *upper* triangle (entries with row <= col), so our entry
-(rows[k], cols[k]) is handed over as (cols[k], rows[k]). CHOLMOD factorises
-P Q Pᵀ = L Lᵀ (always LL', never LDL', in sparsax) with a fill-reducing
-permutation P; symbolic analysis is cached per pattern and a numeric factor is
-reused while the values are bit-identical, so ``logdet`` followed by ``solve``
-(or by the ``logdet`` VJP) on the same values factorises once.
+Each operation is a ``jax.pure_callback`` into numpy-level host kernels. A matrix that
+is not positive definite gives ``logdet = -inf`` and NaN solves, selected inverses and
+samples, never an exception (an exception would abort a jitted Newton iteration or a
+vmapped batch of integration points); non-finite values give a NaN logdet.
+
+Conventions. ``values`` is the lower triangle of Q on ``pattern`` (solver.py). The
+factor is P Q Pᵀ = L Lᵀ with the fill-reducing permutation P (``perm[i]`` = original
+index at factor position i). Symbolic analysis (ordering, elimination tree,
+supernodes) runs once per solver, at its first numeric call; the last numeric factor
+is kept while the values are bit-identical, so ``logdet`` followed by ``solve`` or by
+the ``logdet`` VJP (the selected inverse) on the same values factorises once.
 
 Reverse-mode rules (Rue & Held 2005, §2.4; Takahashi et al. 1973), with v̄ the
 cotangent of the *stored* value (an off-diagonal value sets Q_ij and Q_ji):
@@ -27,131 +29,105 @@ cotangent of the *stored* value (an off-diagonal value sets Q_ij and Q_ji):
 Batching: every callback uses ``vmap_method="expand_dims"`` and loops over the
 batch in one host call (one factorisation per batch element, none when the
 values are shared), so ``jax.vmap`` works at any nesting depth.
+
+Threads: XLA may run host callbacks on several threads at once. The numeric kernels
+release the GIL and allocate their own workspace; only the one-slot factor cache and
+the lazy symbolic analysis are guarded by a per-solver lock, so callbacks on
+different values (or different solvers) factorise concurrently.
 """
 
 from __future__ import annotations
 
 import threading
-
 from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import NumericalError
+from ..errors import NotPositiveDefiniteError, NumericalError
+from .fill_ordering import fill_reducing_ordering
 from .pattern import SparsePattern
 from .solver import Solver
+from .supernodal import SupernodalCholesky
 
-try:  # sparsax ships SuiteSparse's CHOLMOD; its numpy entry points never abort XLA.
-    import sparsax as _sparsax
-    import sparsax_cpp as _cholmod
-except ImportError as exc:  # pragma: no cover - sparsax is a hard dependency
-    raise ImportError(
-        'the "sparse" solver backend needs the sparsax package (pip install "sparsax>=0.9"); '
-        'use make_solver(..., backend="dense") or "bta" without it'
-    ) from exc
-
-_MODE_A = _sparsax.MODE_A  # solve Q x = b
-_MODE_LT = _sparsax.MODE_LT  # solve Lᵀ x = b
-_MODE_PT = _sparsax.MODE_PT  # x = Pᵀ b
+_NOT_FINITE = "not finite"  # marker: the values hold a NaN or inf
+_NOT_PD = "not positive definite"  # marker: the factorisation met a non-positive pivot
 
 
-# XLA may run host callbacks on several threads at once (e.g. under vmap). sparsax takes
-# its own global mutex without releasing the GIL first, so two concurrent calls can
-# deadlock (one holds the GIL waiting for the mutex, the other holds the mutex waiting for
-# the GIL). A Python lock taken *before* entering sparsax releases the GIL while it waits;
-# each kernel holds it throughout, so its factorise-then-solve hits sparsax's factor cache.
-_CHOLMOD_LOCK = threading.RLock()
-
-
-def _locked(fn):
-    def call(*args):
-        with _CHOLMOD_LOCK:
-            return fn(*args)
-
-    return call
-
-
-def _locked_method(method):
-    def call(self, *args):
-        with _CHOLMOD_LOCK:
-            return method(self, *args)
-
-    call.__doc__ = method.__doc__
-    call.__name__ = method.__name__
-    return call
-
-
-def _is_not_positive_definite(error: RuntimeError) -> bool:
-    return "not positive definite" in str(error)
-
-
-class _CholmodKernels:
-    """Host-side CHOLMOD calls on one pattern (numpy in, numpy out, one matrix at a time).
+class _SupernodalKernels:
+    """Host-side kernels on one pattern (numpy in, numpy out, one matrix at a time).
 
     A matrix that is not positive definite gives -inf / NaN instead of an exception; a
-    non-finite value gives NaN; any other CHOLMOD failure (out of memory, ...) raises.
-    """
+    non-finite value gives a NaN logdet."""
 
     def __init__(self, pattern: SparsePattern):
+        self.pattern = pattern
         self.n = pattern.n
         self.nnz = pattern.nnz
-        # Upper-triangle COO for sparsax: our lower entry (r, c) is its (c, r).
-        self.ai = np.ascontiguousarray(pattern.cols, dtype=np.int32)
-        self.aj = np.ascontiguousarray(pattern.rows, dtype=np.int32)
+        self._lock = threading.Lock()
+        self._cholesky: SupernodalCholesky | None = None
+        self._cached_values: np.ndarray | None = None
+        self._cached_factor = None
 
-    def _factorise(self, values: np.ndarray) -> float:
-        """log|Q| (factorising, or reusing the cached factor); NaN/-inf on failure."""
+    @property
+    def cholesky(self) -> SupernodalCholesky:
+        """The symbolic factorisation, built at first use (ordering + analysis)."""
+        with self._lock:
+            if self._cholesky is None:
+                self._cholesky = SupernodalCholesky(self.pattern, fill_reducing_ordering(self.pattern))
+            return self._cholesky
+
+    def _factor(self, values: np.ndarray):
+        """The factor of these values (cached), or one of the markers _NOT_FINITE / _NOT_PD."""
+        cholesky = self.cholesky
+        with self._lock:
+            if self._cached_values is not None and np.array_equal(self._cached_values, values):
+                return self._cached_factor
         if not np.all(np.isfinite(values)):
-            return np.nan
-        try:
-            return float(_locked(_cholmod.logdet_np)(self.ai, self.aj, values, self.n))
-        except RuntimeError as error:
-            if _is_not_positive_definite(error):
-                return -np.inf
-            raise NumericalError(f"CHOLMOD failed on a {self.n}x{self.n} matrix: {error}") from error
+            factor = _NOT_FINITE
+        else:
+            factor = cholesky.factorise(values)  # releases the GIL
+            factor = _NOT_PD if factor is None else factor
+        with self._lock:
+            self._cached_values, self._cached_factor = values.copy(), factor
+        return factor
 
-    def _solve(self, values: np.ndarray, rhs: np.ndarray, mode: int) -> np.ndarray:
-        # Only called right after a successful _factorise on the same values: cache hit.
-        return np.asarray(_locked(_cholmod.solve_np)(self.ai, self.aj, values, np.ascontiguousarray(rhs), mode))
-
-    @_locked_method
     def logdet(self, values):
-        return (np.float64(self._factorise(values)),)
+        factor = self._factor(values)
+        if factor is _NOT_FINITE:
+            return (np.float64(np.nan),)
+        if factor is _NOT_PD:
+            return (np.float64(-np.inf),)
+        return (np.float64(self.cholesky.logdet(factor)),)
 
-    @_locked_method
     def logdet_and_solve(self, values, rhs):
-        logdet = self._factorise(values)
-        if not np.isfinite(logdet):
-            return np.float64(logdet), np.full(rhs.shape, np.nan)
-        return np.float64(logdet), self._solve(values, rhs, _MODE_A)
+        factor = self._factor(values)
+        if isinstance(factor, str):
+            return self.logdet(values)[0], np.full(rhs.shape, np.nan)
+        return np.float64(self.cholesky.logdet(factor)), self.cholesky.solve(factor, rhs)
 
-    @_locked_method
     def solve(self, values, rhs):
         return (self.logdet_and_solve(values, rhs)[1],)
 
-    @_locked_method
     def selinv(self, values):
-        if not np.isfinite(self._factorise(values)):
+        factor = self._factor(values)
+        if isinstance(factor, str):
             return (np.full(self.nnz, np.nan),)
-        return (np.asarray(_locked(_cholmod.selinv_np)(self.ai, self.aj, values, self.n)),)
+        return (self.cholesky.selected_inverse(factor),)
 
-    @_locked_method
     def selinv_and_solve(self, values, rhs):
-        if not np.isfinite(self._factorise(values)):
+        factor = self._factor(values)
+        if isinstance(factor, str):
             return np.full(self.nnz, np.nan), np.full(rhs.shape, np.nan)
-        x = self._solve(values, rhs, _MODE_A)
-        return np.asarray(_locked(_cholmod.selinv_np)(self.ai, self.aj, values, self.n)), x
+        return self.cholesky.selected_inverse(factor), self.cholesky.solve(factor, rhs)
 
-    @_locked_method
     def colour(self, values, noise):
         """x = Pᵀ L⁻ᵀ z for each row z of noise (m, n): Cov(x) = Pᵀ L⁻ᵀ L⁻¹ P = Q⁻¹."""
-        if not np.isfinite(self._factorise(values)):
+        factor = self._factor(values)
+        if isinstance(factor, str):
             return (np.full(noise.shape, np.nan),)
-        z = np.ascontiguousarray(noise.T)
-        x = self._solve(values, self._solve(values, z, _MODE_LT), _MODE_PT)
-        return (np.ascontiguousarray(x.T),)
+        return (np.ascontiguousarray(self.cholesky.backward(factor, noise.T).T),)
 
 
 def _host_batched(kernel: Callable, core_ndims: Sequence[int], out_core_shapes: Sequence[tuple]):
@@ -184,7 +160,7 @@ def _callback(kernel: Callable, out_core_shapes: Sequence[tuple], *args):
 
 
 class SparseSolver(Solver):
-    """CHOLMOD (sparse supernodal Cholesky) implementation of :class:`Solver`, CPU.
+    """Sparse supernodal Cholesky implementation of :class:`Solver`, CPU.
 
     Works inside ``jax.jit`` (values traced), ``jax.vmap`` (one host loop over the
     batch), ``lax.scan``/``while_loop``; ``logdet``, ``solve`` and ``logdet_and_solve``
@@ -206,9 +182,9 @@ class SparseSolver(Solver):
 
     def __init__(self, pattern: SparsePattern):
         if not jax.config.jax_enable_x64:
-            raise NumericalError("the sparse (CHOLMOD) backend computes in float64: import adelia first")
+            raise NumericalError("the sparse backend computes in float64: import adelia first")
         self.pattern = pattern
-        self._kernels = _CholmodKernels(pattern)
+        self._kernels = _SupernodalKernels(pattern)
         self._rows = np.asarray(pattern.rows)
         self._cols = np.asarray(pattern.cols)
         # Off-diagonal stored values occur twice in Q: weight 2 in d log|Q|, and the
@@ -320,7 +296,7 @@ class SparseSolver(Solver):
         return self._solve(jnp.asarray(values, dtype=jnp.float64), rhs)
 
     def logdet_and_solve(self, values: jax.Array, rhs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(log|Q|, Q⁻¹ rhs) from one CHOLMOD factorisation; differentiable in both."""
+        """(log|Q|, Q⁻¹ rhs) from one factorisation; differentiable in both."""
         rhs = jnp.asarray(rhs, dtype=jnp.float64)
         if rhs.ndim not in (1, 2) or rhs.shape[0] != self.n:
             raise ValueError(
@@ -329,12 +305,14 @@ class SparseSolver(Solver):
         return self._logdet_and_solve(jnp.asarray(values, dtype=jnp.float64), rhs)
 
     def selected_inverse(self, values: jax.Array) -> jax.Array:
-        """Q⁻¹ on the pattern (nnz,), aligned with ``values`` (Takahashi recursion). Forward only."""
+        """Q⁻¹ on the pattern (nnz,), aligned with ``values`` (supernodal Takahashi recursion).
+
+        Forward only. Not positive definite: NaN."""
         values = jnp.asarray(values, dtype=jnp.float64)
         return _callback(self._kernels.selinv, [(self.pattern.nnz,)], jax.lax.stop_gradient(values))[0]
 
     def sample_from_noise(self, values: jax.Array, noise: jax.Array) -> jax.Array:
-        """x = Pᵀ L⁻ᵀ z (P Q Pᵀ = L Lᵀ, CHOLMOD's factor) for z of shape (n,) or (m, n).
+        """x = Pᵀ L⁻ᵀ z (P Q Pᵀ = L Lᵀ, the supernodal factor) for z of shape (n,) or (m, n).
 
         For z ~ N(0, I), x ~ N(0, Q⁻¹). Forward only."""
         values = jax.lax.stop_gradient(jnp.asarray(values, dtype=jnp.float64))
@@ -353,14 +331,10 @@ class SparseSolver(Solver):
 
     # -- host-side introspection (eager, numpy) ------------------------------------------
     def fill_reducing_permutation(self, values) -> np.ndarray:
-        """CHOLMOD's ordering for these values: ``perm[i]`` = original index at factor position i,
-        so that Q[perm][:, perm] = L Lᵀ. Eager (numpy); raises when Q is not positive definite."""
-        values = np.ascontiguousarray(values, dtype=np.float64)
-        kernels = self._kernels
-        if not np.isfinite(kernels._factorise(values)):
-            from ..errors import NotPositiveDefiniteError
-
-            raise NotPositiveDefiniteError(f"the {self.n}x{self.n} matrix is not positive definite")
-        # (P b)_i = b_perm[i]: apply P to 0..n-1.
-        ramp = np.arange(self.n, dtype=np.float64)
-        return np.rint(kernels._solve(values, ramp, _sparsax.MODE_P)).astype(np.int64)
+        """The factor's ordering: ``perm[i]`` = original index at factor position i, so that
+        Q[perm][:, perm] = L Lᵀ (the L of :meth:`sample_from_noise`). It depends on the
+        pattern only; eager (numpy), and raises when Q (these values) is not positive definite."""
+        factor = self._kernels._factor(np.ascontiguousarray(values, dtype=np.float64))
+        if isinstance(factor, str):
+            raise NotPositiveDefiniteError(f"the {self.n}x{self.n} matrix is {factor}")
+        return self._kernels.cholesky.perm.copy()

@@ -321,11 +321,12 @@ class SupernodalCholesky:
         st = self.structure
         lx = np.empty(st.factor_size)
         work = np.empty(self._work_size)
-        failed = _factorise(
-            np.ascontiguousarray(values, dtype=np.float64), st.value_pos, st.super_start, st.row_ptr,
-            st.lx_ptr, st.chunk_start, st.chunk_end, st.chunk_owner, st.rel_ptr, st.rel, st.update_ptr,
-            st.update_chunk, lx, work,
-        )  # fmt: skip
+        with la.single_threaded_blas():
+            failed = _factorise(
+                np.ascontiguousarray(values, dtype=np.float64), st.value_pos, st.super_start, st.row_ptr,
+                st.lx_ptr, st.chunk_start, st.chunk_end, st.chunk_owner, st.rel_ptr, st.rel, st.update_ptr,
+                st.update_chunk, lx, work,
+            )  # fmt: skip
         return None if failed >= 0 else lx
 
     def logdet(self, factor: np.ndarray) -> float:
@@ -337,10 +338,11 @@ class SupernodalCholesky:
         """Q⁻¹ on the pattern, shape (nnz,), aligned with the values."""
         st = self.structure
         sx = np.empty(st.factor_size)
-        _selected_inverse(
-            st.super_start, st.row_ptr, st.lx_ptr, st.chunk_ptr, st.chunk_start, st.chunk_end,
-            st.chunk_target, st.rel_ptr, st.rel, factor, sx, st.max_rows, st.max_cols,
-        )  # fmt: skip
+        with la.single_threaded_blas():
+            _selected_inverse(
+                st.super_start, st.row_ptr, st.lx_ptr, st.chunk_ptr, st.chunk_start, st.chunk_end,
+                st.chunk_target, st.rel_ptr, st.rel, factor, sx, st.max_rows, st.max_cols,
+            )  # fmt: skip
         return _gather(sx, st.value_pos)
 
     def solve(self, factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -358,7 +360,7 @@ class SupernodalCholesky:
         """Pᵀ L⁻ᵀ rhs for rhs of shape (n,) or (n, k): for rhs ~ N(0, I) a draw from N(0, Q⁻¹)."""
         st = self.structure
         rhs = np.asarray(rhs, dtype=np.float64)
-        y = np.ascontiguousarray(rhs.reshape(rhs.shape[0], -1))
+        y = np.array(rhs.reshape(rhs.shape[0], -1), order="C")  # a writable copy
         _backward(st.super_start, st.row_ptr, st.row_idx, st.lx_ptr, factor, y)
         out = np.empty_like(y)
         out[st.perm] = y

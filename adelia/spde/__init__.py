@@ -12,6 +12,7 @@ Typical use, as in R-INLA::
                 control_predictor={"A": adelia.spde.stack_A(stk)}, context={"spde": spde})
 """
 
+from .coregional import Coregional, coregional
 from .fem import fem
 from .matern import SPDE2, spde2_matern, spde2_pcmatern
 from .mesh import Mesh
@@ -19,11 +20,13 @@ from .mesh1d import Mesh1D, mesh_1d
 from .mesh2d import mesh_2d
 from .priors import PCRange, PCSigma
 from .projector import locate, make_A, make_index
+from .separable import SeparableSpaceTime, spacetime_separable
 from .spacetime import DEMF121Model, SpaceTimeDEMF, demf_gammas, spacetime_demf
 from .spde2_model import SPDE2Model
 from .stack import Stack, StackData, stack, stack_A, stack_data, stack_index, stack_join
 
 __all__ = [
+    "Coregional",
     "DEMF121Model",
     "Mesh",
     "Mesh1D",
@@ -31,9 +34,11 @@ __all__ = [
     "PCSigma",
     "SPDE2",
     "SPDE2Model",
+    "SeparableSpaceTime",
     "SpaceTimeDEMF",
     "Stack",
     "StackData",
+    "coregional",
     "demf_gammas",
     "fem",
     "locate",
@@ -42,6 +47,7 @@ __all__ = [
     "mesh_1d",
     "mesh_2d",
     "spacetime_demf",
+    "spacetime_separable",
     "spde2_matern",
     "spde2_pcmatern",
     "stack",

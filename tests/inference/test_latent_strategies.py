@@ -104,8 +104,6 @@ def test_one_poisson_observation_laplace_is_exact():
     assert abs(mlik - np.log(Z)) < 0.02
 
 
-@pytest.mark.xfail(strict=True, reason="results._block_mixture rebuilds a Gaussian Mixture from loc/scale and drops the "
-                   "skew-normal shape / Laplace correction; use latent_strategies.select_nodes there (lead)")
 def test_summary_fixed_carries_the_laplace_marginal():
     res = adelia.inla(
         "y ~ 1", {"y": [4.0], "E": [0.25]}, family="poisson", E="E",

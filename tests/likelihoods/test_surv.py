@@ -106,7 +106,7 @@ def _eval(lik, y, eta, theta, data):
     return lik.log_density(jnp.asarray(y), jnp.asarray(eta), jnp.asarray(theta, dtype=float), jd)
 
 
-@pytest.mark.parametrize("family,link,variant,theta,dist", SURV_CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize("family,link,variant,theta,dist", SURV_CASES, ids=lambda c: c.__name__ if callable(c) else str(c))
 def test_censored_log_likelihood_matches_scipy(family, link, variant, theta, dist, rng):
     lik = make_likelihood(family, {"link": link, "variant": variant} if family == "weibullsurv" else {"link": link})
     y, eta, data = _data(rng)
@@ -114,7 +114,7 @@ def test_censored_log_likelihood_matches_scipy(family, link, variant, theta, dis
     np.testing.assert_allclose(np.asarray(_eval(lik, y, eta, theta, data)), ref, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("family,link,variant,theta,dist", SURV_CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize("family,link,variant,theta,dist", SURV_CASES, ids=lambda c: c.__name__ if callable(c) else str(c))
 def test_censored_derivatives_finite_and_match_finite_differences(family, link, variant, theta, dist, rng):
     lik = make_likelihood(family, {"link": link, "variant": variant} if family == "weibullsurv" else {"link": link})
     y, eta, data = _data(rng)

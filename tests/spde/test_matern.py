@@ -174,7 +174,7 @@ def test_constraints_and_from_term(mesh):
     assert C.C[0].sum() == pytest.approx(mesh.area)
     np.testing.assert_allclose(C.C[1], 1.0)
     np.testing.assert_array_equal(index, [0, -1, mesh.n - 1])
-    np.testing.assert_array_equal(ids, np.arange(1, mesh.n + 1))
+    np.testing.assert_array_equal(ids, np.arange(mesh.n))  # R-INLA numbers SPDE nodes from 0
     with pytest.raises(DataError, match="1-based node numbers"):
         spde.from_term("s", np.array([0.0]), {})
     with pytest.raises(DataError, match="1-based node numbers"):
