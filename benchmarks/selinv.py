@@ -15,12 +15,18 @@ Patterns (synthetic, built here; values SPD, changed on every call so no factor 
 * spacetime: 2-D lattice Laplacian (+0.1 I) of 32×32 nodes ⊗ AR(1) tridiagonal of 20 steps
              (n = 20 480) plus one dense arrow row/column (a fixed effect).
 
-Columns: n, nnz of Q's lower triangle, nnz of the supernodal factor storage; CHOLMOD
-factorisation (sparsax ``logdet_np`` on fresh values), sparsax ``selinv_np`` after it
-(factor cached: the recursion only), the supernodal factorisation, its selected
-inverse, and the ratios selinv / CHOLMOD factorisation. Then the maximum relative error
-of the new selected inverse against sparsax's (and against the dense inverse where n
-<= 5000).
+Columns: n, nnz of Q's lower triangle, entries stored for the supernodal factor (with
+its dense diagonal blocks); CHOLMOD factorisation (sparsax ``logdet_np`` on fresh
+values), sparsax ``selinv_np`` after it (factor cached: the recursion only), the
+supernodal factorisation, its selected inverse, and the ratios selinv / CHOLMOD
+factorisation. Then the maximum relative error
+(max |error| / max |Q⁻¹|) of the new and the old selected inverse against the dense
+inverse (numpy) where n <= 5000, else of the new one against the old one. The iid+rw2
+precision has cond ≈ 3·10⁸, so there even two dense inverses (LU, Cholesky) differ by
+about 2·10⁻¹⁰. Last: the ordering used (AMD, or METIS nested dissection when pymetis is
+installed and it saves flops; CHOLMOD always uses AMD here) and the setup time,
+ordering + symbolic analysis (the first row includes loading numba's compiled kernels
+from its on-disk cache).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import scipy.sparse as sp  # noqa: E402
 
 import adelia  # noqa: E402, F401
 from adelia.engine.pattern import SparsePattern  # noqa: E402
-from adelia.engine.fill_ordering import fill_reducing_ordering  # noqa: E402
+from adelia.engine.fill_ordering import amd_ordering, fill_reducing_ordering  # noqa: E402
 from adelia.engine.supernodal import SupernodalCholesky  # noqa: E402
 
 import sparsax_cpp  # noqa: E402
@@ -128,8 +134,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     header = (
-        f"{'pattern':>10} {'n':>6} {'nnz(Q)':>8} {'nnz(L)':>9} | {'CHOLMOD fact':>12} {'sparsax selinv':>14}"
-        f" | {'new fact':>9} {'new selinv':>10} | {'old/fact':>8} {'new/fact':>8} {'old/new':>7} | {'rel err':>8}"
+        f"{'pattern':>10} {'n':>6} {'nnz(Q)':>8} {'L stored':>9} | {'CHOLMOD fact':>12} {'sparsax selinv':>14}"
+        f" | {'new fact':>9} {'new selinv':>10} | {'old/fact':>8} {'new/fact':>8} {'old/new':>7} | {'err new':>8} {'err old':>8}"
     )
     print("times in ms (median of", args.repeats, "runs); ratios against the CHOLMOD factorisation")
     print(header)
@@ -141,8 +147,10 @@ def main(argv=None):
         ai = np.ascontiguousarray(pattern.cols, dtype=np.int32)  # sparsax reads the upper triangle
         aj = np.ascontiguousarray(pattern.rows, dtype=np.int32)
         t0 = time.perf_counter()
-        chol = SupernodalCholesky(pattern, fill_reducing_ordering(pattern))
+        perm = fill_reducing_ordering(pattern)
+        chol = SupernodalCholesky(pattern, perm)
         t_setup = time.perf_counter() - t0
+        ordering = "AMD" if np.array_equal(perm, amd_ordering(pattern)) else "METIS"
         # Alternate two value sets so that no call finds its factor cached.
         value_sets = [values, values * 1.01]
         state = {"i": 0}
@@ -164,15 +172,16 @@ def main(argv=None):
         t_new = median_ms(lambda: chol.selected_inverse(factor), args.repeats)
         new = chol.selected_inverse(factor)
         old = np.asarray(sparsax_cpp.selinv_np(ai, aj, values, pattern.n))
-        err = np.max(np.abs(new - old)) / np.max(np.abs(old))
+        err_new = np.max(np.abs(new - old)) / np.max(np.abs(old))  # against each other when n is large
+        err_old = float("nan")
         if pattern.n <= 5000:
-            inv = np.linalg.inv(q.toarray())
-            exact = inv[pattern.rows, pattern.cols]
-            err = np.max(np.abs(new - exact)) / np.max(np.abs(exact))
+            exact = np.linalg.inv(q.toarray())[pattern.rows, pattern.cols]
+            err_new = np.max(np.abs(new - exact)) / np.max(np.abs(exact))
+            err_old = np.max(np.abs(old - exact)) / np.max(np.abs(exact))
         print(
             f"{name:>10} {pattern.n:>6} {pattern.nnz:>8} {chol.structure.factor_size:>9} | {t_cholmod:>12.2f}"
             f" {t_old:>14.2f} | {t_fact:>9.2f} {t_new:>10.2f} | {t_old / t_cholmod:>8.1f} {t_new / t_cholmod:>8.1f}"
-            f" {t_old / t_new:>7.1f} | {err:>8.1e}   (setup {1e3 * t_setup:.0f} ms)",
+            f" {t_old / t_new:>7.1f} | {err_new:>8.1e} {err_old:>8.1e}   ({ordering}, setup {1e3 * t_setup:.0f} ms)",
             flush=True,
         )
 

@@ -12,7 +12,9 @@ VJPs (never by differentiating through a factorisation loop):
 Backends (``make_solver(pattern, backend=...)``):
 
 * ``"dense"``  — jnp.linalg; the test oracle (O(n³)).
-* ``"sparse"`` — CHOLMOD through sparsax (CPU).
+* ``"sparse"`` — supernodal sparse Cholesky with a fill-reducing ordering (AMD, or METIS
+  nested dissection when it needs fewer flops) and a supernodal selected inversion, in
+  numba with BLAS (CPU; :mod:`adelia.engine.supernodal`).
 * ``"bta"``    — block-tridiagonal-with-arrowhead kernels in pure JAX (GPU, space-time).
 * ``"auto"``   — dense for n ≤ 50, BTA on accelerators, CHOLMOD on the CPU.
 
@@ -165,8 +167,8 @@ def make_solver(
             # space-time block structure is known)
             backend = "bta"
         else:
-            # on a CPU, CHOLMOD's fill-reducing supernodal factorisation wins even for
-            # space-time structure (BTA's dense blocks are O(b³) flops per step)
+            # on a CPU, a fill-reducing supernodal factorisation wins even for space-time
+            # structure (BTA's dense blocks are O(b³) flops per step)
             backend = "sparse"
     if backend == "dense":
         from .dense import DenseSolver

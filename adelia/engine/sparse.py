@@ -2,11 +2,14 @@
 
 The kernels are adelia's own supernodal Cholesky factorisation and supernodal selected
 inversion (:mod:`adelia.engine.supernodal`: left-looking supernodal factorisation and
-the block Takahashi recursion, numba + BLAS) on an approximate-minimum-degree ordering
-(:mod:`adelia.engine.fill_ordering`, SuiteSparse's AMD from the ``sparsax`` wheel).
-They replaced CHOLMOD-through-sparsax, whose scalar column-by-column selected inverse
-cost 5-45× a factorisation; the supernodal one costs about 1.5-2× our factorisation,
-itself 1.5-4× faster than CHOLMOD's on the patterns of benchmarks/selinv.py.
+the block Takahashi recursion, numba + BLAS) on a fill-reducing ordering
+(:mod:`adelia.engine.fill_ordering`: SuiteSparse's AMD from the ``sparsax`` wheel, or
+METIS nested dissection for large patterns when ``pymetis`` is installed). They
+replaced CHOLMOD-through-sparsax, whose scalar column-by-column selected inverse cost
+5-30× a CHOLMOD factorisation; on the patterns of benchmarks/selinv.py the supernodal
+selected inverse costs 1.6-2.2× our factorisation, which is itself 3-5× faster than
+CHOLMOD's (single-threaded BLAS), so a gradient costs less than one CHOLMOD
+factorisation used to.
 
 Each operation is a ``jax.pure_callback`` into numpy-level host kernels. A matrix that
 is not positive definite gives ``logdet = -inf`` and NaN solves, selected inverses and
@@ -16,9 +19,10 @@ vmapped batch of integration points); non-finite values give a NaN logdet.
 Conventions. ``values`` is the lower triangle of Q on ``pattern`` (solver.py). The
 factor is P Q Pᵀ = L Lᵀ with the fill-reducing permutation P (``perm[i]`` = original
 index at factor position i). Symbolic analysis (ordering, elimination tree,
-supernodes) runs once per solver, at its first numeric call; the last numeric factor
-is kept while the values are bit-identical, so ``logdet`` followed by ``solve`` or by
-the ``logdet`` VJP (the selected inverse) on the same values factorises once.
+supernodes) runs once per solver, at its first numeric call. Numeric factors are kept
+in a small least-recently-used cache keyed by the exact values (128 MiB per solver, at
+least one factor), so ``logdet`` followed by ``solve`` or by the ``logdet`` VJP (the
+selected inverse) on the same values factorises once, also across a batch.
 
 Reverse-mode rules (Rue & Held 2005, §2.4; Takahashi et al. 1973), with v̄ the
 cotangent of the *stored* value (an off-diagonal value sets Q_ij and Q_ji):
@@ -31,14 +35,15 @@ batch in one host call (one factorisation per batch element, none when the
 values are shared), so ``jax.vmap`` works at any nesting depth.
 
 Threads: XLA may run host callbacks on several threads at once. The numeric kernels
-release the GIL and allocate their own workspace; only the one-slot factor cache and
-the lazy symbolic analysis are guarded by a per-solver lock, so callbacks on
+release the GIL and allocate their own workspace; only the factor cache and the lazy
+symbolic analysis are guarded by a per-solver lock, so callbacks on
 different values (or different solvers) factorise concurrently.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Callable, Sequence
 
 import jax
@@ -51,6 +56,11 @@ from .pattern import SparsePattern
 from .solver import Solver
 from .supernodal import SupernodalCholesky
 
+# Factors kept per solver, so that the backward pass of a batch (vmap / lax.map over
+# integration points: all forward logdets first, then all selected inverses) reuses the
+# forward factorisations instead of repeating them.
+_FACTOR_CACHE_BYTES = 128 * 2**20
+
 _NOT_FINITE = "not finite"  # marker: the values hold a NaN or inf
 _NOT_PD = "not positive definite"  # marker: the factorisation met a non-positive pivot
 
@@ -61,14 +71,15 @@ class _SupernodalKernels:
     A matrix that is not positive definite gives -inf / NaN instead of an exception; a
     non-finite value gives a NaN logdet."""
 
-    def __init__(self, pattern: SparsePattern):
+    def __init__(self, pattern: SparsePattern, cache_bytes: int = _FACTOR_CACHE_BYTES):
         self.pattern = pattern
         self.n = pattern.n
         self.nnz = pattern.nnz
         self._lock = threading.Lock()
         self._cholesky: SupernodalCholesky | None = None
-        self._cached_values: np.ndarray | None = None
-        self._cached_factor = None
+        # values.tobytes() -> factor (or a failure marker), least recently used first.
+        self._factors: OrderedDict[bytes, object] = OrderedDict()
+        self._cache_bytes = cache_bytes
 
     @property
     def cholesky(self) -> SupernodalCholesky:
@@ -81,16 +92,23 @@ class _SupernodalKernels:
     def _factor(self, values: np.ndarray):
         """The factor of these values (cached), or one of the markers _NOT_FINITE / _NOT_PD."""
         cholesky = self.cholesky
+        key = values.tobytes()
         with self._lock:
-            if self._cached_values is not None and np.array_equal(self._cached_values, values):
-                return self._cached_factor
+            factor = self._factors.get(key)
+            if factor is not None:
+                self._factors.move_to_end(key)
+                return factor
         if not np.all(np.isfinite(values)):
             factor = _NOT_FINITE
         else:
             factor = cholesky.factorise(values)  # releases the GIL
             factor = _NOT_PD if factor is None else factor
         with self._lock:
-            self._cached_values, self._cached_factor = values.copy(), factor
+            self._factors[key] = factor
+            # Keep as many recent factors as fit the budget (always the newest one).
+            entry = 8 * (cholesky.structure.factor_size + self.nnz)
+            while len(self._factors) > max(1, self._cache_bytes // entry):
+                self._factors.popitem(last=False)
         return factor
 
     def logdet(self, values):

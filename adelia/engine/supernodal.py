@@ -20,8 +20,8 @@ from the last supernode to the first. ℛ is a clique of the filled graph, so ev
 entry of Σ_ℛℛ lies inside an ancestor's block; the relative row maps of the symbolic
 analysis (:mod:`adelia.engine.supernodal_symbolic`) locate it. Each step is dense BLAS
 on blocks (``dtrsm``, ``dsymm``, ``dgemm``, ``dpotri``), so the selected inverse costs
-about twice the flops of the factorisation instead of the 6-14× of a scalar,
-column-by-column recursion.
+about twice the flops of the factorisation (measured: 1.6-2.2× its time,
+benchmarks/selinv.py) instead of the 5-30× of a scalar, column-by-column recursion.
 
 The factorisation is left-looking supernodal (Ng & Peyton 1993; CHOLMOD's
 ``super_numeric``, Chen et al. 2008): supernode J is assembled from Q, updated by every
@@ -44,8 +44,8 @@ from .pattern import SparsePattern
 from .supernodal_symbolic import SupernodalStructure, analyse
 
 # Below these sizes a BLAS call's overhead exceeds the arithmetic: use plain loops.
-_SMALL_UPDATE = 2048  # flops of a descendant update (ncol_d · m₁ · m₂)
-_SMALL_PANEL = 8  # columns of a supernode factorised / inverted without LAPACK
+_SMALL_UPDATE = 512  # flops of a descendant update (ncol_d · m₁ · m₂)
+_SMALL_PANEL = 4  # columns of a supernode factorised / inverted without LAPACK
 
 
 # -- numeric factorisation -------------------------------------------------------------------
@@ -132,13 +132,13 @@ def _logdet(super_start, row_ptr, lx_ptr, lx):
 # -- selected inversion ------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def _selected_inverse(super_start, row_ptr, lx_ptr, chunk_ptr, chunk_start, chunk_end, chunk_target,
-                      rel_ptr, rel, lx, sx, max_rows, max_cols):  # fmt: skip
-    """Σ = L⁻ᵀ L⁻¹ on the supernodal pattern into ``sx`` (same layout as ``lx``)."""
+                      rel_ptr, rel, lx, sx, gram, u, s21, tri):  # fmt: skip
+    """Σ = L⁻ᵀ L⁻¹ on the supernodal pattern into ``sx`` (same layout as ``lx``).
+
+    Workspace: ``gram`` for Σ_ℛℛ (lower triangle, column-major m×m), ``u`` for
+    U = L₂₁ L₁₁⁻¹ and ``s21`` for Σ_ℛ𝒥 (m×ncol each), ``tri`` for
+    (L₁₁ L₁₁ᵀ)⁻¹ − Uᵀ Σ_ℛ𝒥 (ncol×ncol)."""
     nsuper = super_start.size - 1
-    gram = np.empty(max_rows * max_rows)  # Σ_ℛℛ, lower triangle, column-major m×m
-    u = np.empty(max_rows * max_cols)  # U = L₂₁ L₁₁⁻¹, m×ncol
-    s21 = np.empty(max_rows * max_cols)  # Σ_ℛ𝒥, m×ncol
-    tri = np.empty(max_cols * max_cols)  # (L₁₁ L₁₁ᵀ)⁻¹ − Uᵀ Σ_ℛ𝒥, ncol×ncol
     for s in range(nsuper - 1, -1, -1):
         ncol = super_start[s + 1] - super_start[s]
         nrow = row_ptr[s + 1] - row_ptr[s]
@@ -306,10 +306,16 @@ class SupernodalCholesky:
         self.pattern = pattern
         self.structure: SupernodalStructure = analyse(pattern, perm)
         st = self.structure
-        # Largest update block C (m₂ × m₁) and largest row count, for the workspace.
+        self._nnz = pattern.nnz
+        # Workspace sizes: the largest update block C (m₂ × m₁) and row count (factorisation);
+        # the largest m², m·ncol and ncol² over supernodes, m = rows below the diagonal block
+        # (selected inverse).
         m2 = st.row_ptr[st.chunk_owner + 1] - st.row_ptr[st.chunk_owner] - st.chunk_start
         m1 = st.chunk_end - st.chunk_start
         self._work_size = int(max(np.max(m1 * m2, initial=0), st.max_rows, 1))
+        ncol = np.diff(st.super_start)
+        below = np.diff(st.row_ptr) - ncol
+        self._selinv_sizes = tuple(int(max(np.max(x, initial=0), 1)) for x in (below * below, below * ncol, ncol * ncol))
 
     @property
     def perm(self) -> np.ndarray:
@@ -317,38 +323,57 @@ class SupernodalCholesky:
         return self.structure.perm
 
     def factorise(self, values: np.ndarray) -> np.ndarray | None:
-        """The flat factor L of P Q Pᵀ, or None when Q is not positive definite."""
+        """The flat factor L of P Q Pᵀ, or None when Q is not positive definite.
+
+        ``values`` must be finite (a NaN may pass unnoticed through BLAS)."""
         st = self.structure
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        if values.shape != (self._nnz,):  # the compiled kernels do not check bounds
+            raise ValueError(f"factorise: values must have shape ({self._nnz},), got {values.shape}")
         lx = np.empty(st.factor_size)
         work = np.empty(self._work_size)
         with la.single_threaded_blas():
             failed = _factorise(
-                np.ascontiguousarray(values, dtype=np.float64), st.value_pos, st.super_start, st.row_ptr,
-                st.lx_ptr, st.chunk_start, st.chunk_end, st.chunk_owner, st.rel_ptr, st.rel, st.update_ptr,
-                st.update_chunk, lx, work,
+                values, st.value_pos, st.super_start, st.row_ptr, st.lx_ptr, st.chunk_start, st.chunk_end,
+                st.chunk_owner, st.rel_ptr, st.rel, st.update_ptr, st.update_chunk, lx, work,
             )  # fmt: skip
         return None if failed >= 0 else lx
+
+    def _check_factor(self, factor) -> np.ndarray:
+        if not isinstance(factor, np.ndarray) or factor.shape != (self.structure.factor_size,):
+            raise ValueError("expected a factor returned by this SupernodalCholesky's factorise()")
+        return factor
 
     def logdet(self, factor: np.ndarray) -> float:
         """log|Q| = 2 Σ log L_jj."""
         st = self.structure
+        factor = self._check_factor(factor)
         return float(_logdet(st.super_start, st.row_ptr, st.lx_ptr, factor))
 
     def selected_inverse(self, factor: np.ndarray) -> np.ndarray:
         """Q⁻¹ on the pattern, shape (nnz,), aligned with the values."""
         st = self.structure
+        factor = self._check_factor(factor)
         sx = np.empty(st.factor_size)
+        gram_size, panel_size, tri_size = self._selinv_sizes
+        gram, u, s21, tri = np.empty(gram_size), np.empty(panel_size), np.empty(panel_size), np.empty(tri_size)
         with la.single_threaded_blas():
             _selected_inverse(
                 st.super_start, st.row_ptr, st.lx_ptr, st.chunk_ptr, st.chunk_start, st.chunk_end,
-                st.chunk_target, st.rel_ptr, st.rel, factor, sx, st.max_rows, st.max_cols,
+                st.chunk_target, st.rel_ptr, st.rel, factor, sx, gram, u, s21, tri,
             )  # fmt: skip
         return _gather(sx, st.value_pos)
+
+    def _check_rhs(self, rhs) -> np.ndarray:
+        rhs = np.asarray(rhs, dtype=np.float64)
+        if rhs.ndim not in (1, 2) or rhs.shape[0] != self.structure.n:  # no bounds checks when compiled
+            raise ValueError(f"rhs must have shape ({self.structure.n},) or ({self.structure.n}, k), got {rhs.shape}")
+        return rhs
 
     def solve(self, factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         """Q⁻¹ rhs for rhs of shape (n,) or (n, k)."""
         st = self.structure
-        rhs = np.asarray(rhs, dtype=np.float64)
+        factor, rhs = self._check_factor(factor), self._check_rhs(rhs)
         y = np.ascontiguousarray(rhs.reshape(rhs.shape[0], -1)[st.perm])
         _forward(st.super_start, st.row_ptr, st.row_idx, st.lx_ptr, factor, y)
         _backward(st.super_start, st.row_ptr, st.row_idx, st.lx_ptr, factor, y)
@@ -359,7 +384,7 @@ class SupernodalCholesky:
     def backward(self, factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         """Pᵀ L⁻ᵀ rhs for rhs of shape (n,) or (n, k): for rhs ~ N(0, I) a draw from N(0, Q⁻¹)."""
         st = self.structure
-        rhs = np.asarray(rhs, dtype=np.float64)
+        factor, rhs = self._check_factor(factor), self._check_rhs(rhs)
         y = np.array(rhs.reshape(rhs.shape[0], -1), order="C")  # a writable copy
         _backward(st.super_start, st.row_ptr, st.row_idx, st.lx_ptr, factor, y)
         out = np.empty_like(y)

@@ -92,31 +92,17 @@ class SupernodalStructure:
     def max_rows(self) -> int:
         return int(np.max(np.diff(self.row_ptr))) if self.nsuper else 0
 
-    @property
-    def max_cols(self) -> int:
-        return int(np.max(np.diff(self.super_start))) if self.nsuper else 0
-
 
 # -- elimination tree, postorder, counts -------------------------------------------------------
-@njit(cache=True)
 def _lower_rows(n, rows, cols, inv):
-    """Row-wise strictly-lower pattern of A = P Q Pᵀ: columns j < k of row k."""
-    count = np.zeros(n + 1, np.int64)
-    for e in range(rows.size):
-        a, b = inv[rows[e]], inv[cols[e]]
-        if a != b:
-            count[max(a, b) + 1] += 1
-    for k in range(n):
-        count[k + 1] += count[k]
-    fill = count[:-1].copy()
-    out = np.empty(count[n], np.int64)
-    for e in range(rows.size):
-        a, b = inv[rows[e]], inv[cols[e]]
-        if a != b:
-            hi, lo = max(a, b), min(a, b)
-            out[fill[hi]] = lo
-            fill[hi] += 1
-    return count, out
+    """Row-wise strictly-lower pattern of A = P Q Pᵀ: columns j < k of row k (CSR)."""
+    a, b = inv[rows], inv[cols]
+    off = a != b
+    hi, lo = np.maximum(a, b)[off], np.minimum(a, b)[off]
+    order = np.lexsort((lo, hi))
+    rptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(hi, minlength=n), out=rptr[1:])
+    return rptr, np.ascontiguousarray(lo[order])
 
 
 @njit(cache=True)
@@ -171,10 +157,13 @@ def _postorder(parent):
 
 
 @njit(cache=True)
-def _column_counts(n, rptr, rcol, parent):
-    """|L_{*,j}| (diagonal included) by traversing every row subtree once: O(nnz(L))."""
+def _column_counts(n, rptr, rcol, parent, max_total):
+    """|L_{*,j}| (diagonal included) by traversing every row subtree once: O(nnz(L)).
+
+    Stops early, returning (counts so far, False), once nnz(L) exceeds ``max_total``."""
     count = np.ones(n, np.int64)
     mark = np.full(n, -1, np.int64)
+    total = n
     for k in range(n):
         mark[k] = k
         for p in range(rptr[k], rptr[k + 1]):
@@ -183,7 +172,10 @@ def _column_counts(n, rptr, rcol, parent):
                 count[r] += 1
                 mark[r] = k
                 r = parent[r]
-    return count
+                total += 1
+        if total > max_total:
+            return count, False
+    return count, True
 
 
 # -- supernodes ----------------------------------------------------------------------------
@@ -373,18 +365,32 @@ def _chunks(super_start, smap, row_ptr, row_idx):
     return chunk_ptr, chunk_start, chunk_end, chunk_target, chunk_owner, rel_ptr, rel, update_ptr, update_chunk
 
 
-@njit(cache=True)
 def _value_positions(rows, cols, inv, smap, super_start, row_ptr, row_idx, lx_ptr):
     """Flat factor index of each stored entry (row, col) of Q, in the permuted lower triangle."""
-    out = np.empty(rows.size, np.int64)
-    for e in range(rows.size):
-        a, b = inv[rows[e]], inv[cols[e]]
-        hi, lo = max(a, b), min(a, b)
-        s = smap[lo]
-        r0, r1 = row_ptr[s], row_ptr[s + 1]
-        pos = np.searchsorted(row_idx[r0:r1], hi)
-        out[e] = lx_ptr[s] + (lo - super_start[s]) * (r1 - r0) + pos
-    return out
+    a, b = inv[rows], inv[cols]
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    s = smap[lo]
+    n = smap.size
+    # (supernode, row) keys increase along row_idx: one search locates hi within s's rows.
+    keys = np.repeat(np.arange(row_ptr.size - 1), np.diff(row_ptr)) * n + row_idx
+    pos = np.searchsorted(keys, s * n + hi) - row_ptr[s]
+    return lx_ptr[s] + (lo - super_start[s]) * (row_ptr[s + 1] - row_ptr[s]) + pos
+
+
+def cholesky_flops(pattern: SparsePattern, perm: np.ndarray, max_nnz: int | None = None) -> tuple[float, int]:
+    """(Σ_j |L_{*,j}|², nnz(L)): the multiply-adds of the Cholesky factorisation under
+    ``perm`` (up to lower-order terms) and the factor's size, from the elimination tree
+    and column counts only. The count costs O(nnz(L)), so with ``max_nnz`` it stops once
+    nnz(L) exceeds that and returns (inf, max_nnz + 1) (a useless ordering stays cheap)."""
+    n = pattern.n
+    inv = np.empty(n, np.int64)
+    inv[np.asarray(perm, dtype=np.int64)] = np.arange(n)
+    rptr, rcol = _lower_rows(n, pattern.rows, pattern.cols, inv)
+    limit = np.iinfo(np.int64).max if max_nnz is None else int(max_nnz)
+    count, complete = _column_counts(n, rptr, rcol, _etree(n, rptr, rcol), limit)
+    if not complete:
+        return float("inf"), limit + 1
+    return float(np.sum(count.astype(np.float64) ** 2)), int(count.sum())
 
 
 def analyse(pattern: SparsePattern, perm: np.ndarray) -> SupernodalStructure:
@@ -417,7 +423,7 @@ def analyse(pattern: SparsePattern, perm: np.ndarray) -> SupernodalStructure:
         inv[perm] = np.arange(n)
         rptr, rcol = _lower_rows(n, rows, cols, inv)
         parent = _etree(n, rptr, rcol)
-    count = _column_counts(n, rptr, rcol, parent)
+    count, _ = _column_counts(n, rptr, rcol, parent, np.iinfo(np.int64).max)
     super_start, nrows = _relaxed_supernodes(parent, count, *_NRELAX, *_ZRELAX)
     smap, row_ptr, row_idx = _supernode_rows(n, rptr, rcol, parent, super_start, nrows)
     lx_ptr = np.zeros(super_start.size, np.int64)

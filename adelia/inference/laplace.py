@@ -303,11 +303,7 @@ class LaplaceApproximation:
 
     def log_posterior(self, theta, x0=None):
         """f(θ): the unnormalised log π(θ | y) (full θ vector), differentiable in θ."""
-        g = self.graph
-        if x0 is None:
-            x0 = jnp.zeros(g.n_latent)
-        x = self.mode(theta, jax.lax.stop_gradient(x0))
-        return self._objective_at(theta, x)
+        return self.log_posterior_and_mode(theta, x0)[0]
 
     def _objective_at(self, theta, x):
         g = self.graph
