@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 
@@ -25,5 +26,13 @@ def load(name: str) -> pd.DataFrame:
     """
     if name not in _FILES:
         raise DataError(unknown_choice("data set", name, _FILES))
-    with resources.files("adelia.data").joinpath(_FILES[name]).open("r") as fh:
-        return pd.read_csv(fh)
+    return pd.read_csv(_location() / _FILES[name])
+
+
+def _location() -> Path:
+    """The shipped files: the installed package ``adelia.data`` (the repository's
+    ``datasets/`` folder), or that folder itself when adelia runs from a source checkout."""
+    try:
+        return Path(str(resources.files("adelia.data")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "datasets"

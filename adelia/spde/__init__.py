@@ -10,6 +10,11 @@ Typical use, as in R-INLA::
                             effects=[{"s": np.arange(1, mesh.n + 1)}, {"b0": np.ones(n)}], tag="est")
     adelia.inla("y ~ 0 + b0 + f(s, model=spde)", data=adelia.spde.stack_data(stk),
                 control_predictor={"A": adelia.spde.stack_A(stk)}, context={"spde": spde})
+
+Space-time: :func:`spacetime_demf` (non-separable DEMF(1,2,1)), :func:`spacetime_separable`
+(SPDE ⊗ AR1 on one space-time index) and :func:`coregional` (a linear model of
+coregionalisation over p variates, R-INLA's copy/several-likelihood form:
+``adelia.inla(**adelia.spde.coregional(mesh, n_times, ys, locs, times, ...))``).
 """
 
 from .coregional import Coregional, coregional
