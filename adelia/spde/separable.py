@@ -79,8 +79,8 @@ def spacetime_separable(spde: SPDE2, n_times: int, control_group: Mapping[str, A
         >>> mesh = mesh_2d(np.random.default_rng(0).random((30, 2)), max_edge=(0.3, 0.6))
         >>> spde = spde2_pcmatern(mesh, prior_range=(0.3, 0.5), prior_sigma=(1, 0.01))
         >>> m = spacetime_separable(spde, 4).latent_model("st")
-        >>> (m.n_blocks, m.block_size, [h.name for h in m.hyperparameters])
-        (4, 48, ['Range for st', 'Stdev for st', 'GroupRho for st'])
+        >>> (m.n_blocks, m.block_size == mesh.n, [h.name for h in m.hyperparameters])
+        (4, True, ['Range for st', 'Stdev for st', 'GroupRho for st'])
     """
     if not isinstance(spde, SPDE2):
         raise ModelError(f"spacetime_separable: spde must be an SPDE model (spde2_pcmatern / spde2_matern), got {type(spde).__name__}")
