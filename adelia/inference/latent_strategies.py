@@ -65,7 +65,7 @@ from scipy import interpolate, special
 
 from ..errors import unknown_choice
 from .constraints import constrained_solve, log_det_spd
-from .summaries import MARGINAL_GRID, Mixture
+from .summaries import MARGINAL_GRID, Mixture, summary_columns
 
 #: simplified Laplace for every node up to this latent size (R-INLA: "auto" -> SLA below 5000)
 SLA_ALL_NODES_LIMIT = 5000
@@ -602,11 +602,7 @@ class LaplaceMixture:
 
     def summary(self, quantiles=(0.025, 0.5, 0.975)) -> dict[str, np.ndarray]:
         """R-INLA's summary columns: mean, sd, <q>quant..., mode."""
-        out = {"mean": self.mean(), "sd": self.sd()}
-        for q in quantiles:
-            out[f"{q:g}quant"] = self.quantile(q)
-        out["mode"] = self.mode()
-        return out
+        return summary_columns(self, quantiles)
 
     def marginal_grid(self, n_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(x, density) per node on a standardised grid: arrays of shape (n_grid, n)."""

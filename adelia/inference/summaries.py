@@ -28,6 +28,16 @@ MARGINAL_GRID = np.concatenate(
 )
 
 
+def summary_columns(marginal, quantiles=(0.025, 0.5, 0.975)) -> dict[str, np.ndarray]:
+    """R-INLA's summary columns of a mixture of marginals (anything with mean, sd, quantile
+    and mode): mean, sd, <q>quant..., mode."""
+    out = {"mean": marginal.mean(), "sd": marginal.sd()}
+    for q in quantiles:
+        out[f"{q:g}quant"] = marginal.quantile(q)
+    out["mode"] = marginal.mode()
+    return out
+
+
 @dataclass
 class Mixture:
     """Per-node mixtures: ``weights`` (K,), and (K, n) arrays ``loc``, ``scale``, ``shape``."""
@@ -143,11 +153,7 @@ class Mixture:
 
     def summary(self, quantiles=(0.025, 0.5, 0.975)) -> dict[str, np.ndarray]:
         """R-INLA's summary columns: mean, sd, <q>quant..., mode."""
-        out = {"mean": self.mean(), "sd": self.sd()}
-        for q in quantiles:
-            out[f"{q:g}quant"] = self.quantile(q)
-        out["mode"] = self.mode()
-        return out
+        return summary_columns(self, quantiles)
 
     def marginal_grid(self, n_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(x, density) per node on a standardised grid: arrays of shape (n_grid, n)."""
