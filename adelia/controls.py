@@ -41,7 +41,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "newton.max.iter": 100,
         "newton.tol": 1e-10,
         # "values": R-INLA's second differences of log π̃ (2d² evaluations); "gradients":
-        # central differences of AD gradients (2d gradients); "auto": values for d ≤ 4
+        # central differences of AD gradients (2d gradients); "auto": values for d ≤ 4 and at
+        # most 10 000 latent variables (run.hessian_method)
         "hessian.method": "auto",
     },
     "control_compute": {

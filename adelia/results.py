@@ -243,7 +243,7 @@ class InlaResult(Mapping):
         if n_total > obs.n_obs:  # the formula's own rows take the first family's link (R-INLA)
             fam_of = np.concatenate([fam_of, np.zeros(n_total - obs.n_obs, dtype=fam_of.dtype)])
         out = {c: np.zeros(n_total) for c in ["mean", "sd", *_quantile_columns(self.quantiles), "mode"]}
-        theta_mode = np.asarray(self.model.layout.expand(jnp.asarray(self.posterior.theta_mode)))
+        theta_mode = self.model.layout.expand_host(self.posterior.theta_mode)
         for k, fb in enumerate(obs.families):
             rows = np.flatnonzero(fam_of == k)
             if rows.size == 0:

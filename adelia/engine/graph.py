@@ -99,6 +99,14 @@ class ThetaLayout:
         full = jnp.asarray(self.initial, dtype=jnp.float64)
         return full.at[jnp.asarray(self.free)].set(theta_free)
 
+    def expand_host(self, theta_free) -> np.ndarray:
+        """:meth:`expand` in NumPy for host-side bookkeeping, on one θ (d_free,) or a batch
+        (k, d_free): no eager JAX dispatch (each eager op costs a compilation on first use)."""
+        theta_free = np.asarray(theta_free, dtype=float)
+        full = np.broadcast_to(self.initial, theta_free.shape[:-1] + (self.n,)).copy()
+        full[..., self.free] = theta_free
+        return full
+
 
 @dataclass(eq=False)
 class LinearMap:

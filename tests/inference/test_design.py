@@ -15,6 +15,7 @@ import pytest
 from conftest import shared_path
 from scipy.special import gammaln
 
+import adelia
 from adelia.errors import ControlError
 from adelia.inference.design import (
     ccd_points,
@@ -293,3 +294,25 @@ def test_prune_probabilities():
     p = np.array([0.5, 0.3, 0.1999, 0.0001])
     np.testing.assert_allclose(prune_probabilities(p, 0.999), np.r_[p[:3], 0.0] / p[:3].sum())
     np.testing.assert_allclose(prune_probabilities(p, 1.0), p)
+
+
+def test_hessian_from_gradients_equals_rinla_second_differences():
+    """The two Hessian methods ("auto" picks gradients for large models) agree at the mode,
+    and the choice follows d and the model size."""
+    from adelia.inference.optimize import hessian_from_gradients, hessian_from_values
+    from adelia.inference.run import HESSIAN_VALUES_MAX_LATENT, hessian_method
+
+    assert hessian_method(4, HESSIAN_VALUES_MAX_LATENT) == "values"
+    assert hessian_method(4, HESSIAN_VALUES_MAX_LATENT + 1) == "gradients"
+    assert hessian_method(5, 10) == "gradients"
+    rng = np.random.default_rng(11)
+    t = np.arange(1, 61)
+    df = {"y": rng.poisson(np.exp(0.5 + np.sin(t / 8.0))), "t": t, "g": rng.integers(1, 11, t.size)}
+    model = adelia.compile("y ~ 1 + f(t, model='ar1') + f(g, model='iid')", df, family="poisson")
+    res = model.fit()
+    theta = res.posterior.theta_mode
+    f_star = model.log_posterior(theta)
+    by_values = hessian_from_values(model.log_posterior_batch, theta, f_star, step=np.sqrt(0.005)).hessian
+    by_gradients = hessian_from_gradients(model.grad_batch, theta, step=1e-4).hessian
+    # (R-INLA's step √h = 0.07 leaves a truncation error of order 1e-4 relative)
+    np.testing.assert_allclose(by_gradients, by_values, rtol=5e-3, atol=5e-3 * np.abs(by_values).max())
