@@ -1,8 +1,8 @@
 """All GPU checks and timings in one run, for a short lease on an accelerator machine.
 
 Runs each stage in its own process with its own time limit, so that a stage that fails or
-runs long does not cost the others; every stage's output goes to ``<out>/<stage>.log`` and
-a one-line verdict per stage to stdout. The stages, in order of importance:
+runs long does not cost the others; every stage's output goes to ``<out>/<stage>.log``, and
+its exit status, time and last lines to stdout. The stages:
 
 1. ``env``       — the card, the driver, JAX's version and devices.
 2. ``oracle``    — BTA kernels on the device against dense float64 NumPy on the host:
@@ -13,10 +13,11 @@ a one-line verdict per stage to stdout. The stages, in order of importance:
 4. ``gradients`` — ``benchmarks/spde.py gradients --solvers bta``: AD vs central differences
                    on a DEMF field and a 3-variate coregional model (d = 15).
 5. ``P3``        — ``benchmarks/spde.py P3 --solvers bta``: R-INLA's SPDE ⊗ AR1 perf case
-                   (needs the shared reference folder, see --shared).
+                   (needs ../shared/reference/rinla_perf/P3_spacetime_large beside the
+                   repository; on a device machine copy it there first).
 6. ``bta_tests`` — the BTA test module on the device.
 
-usage: python benchmarks/gpu.py [--out DIR] [--shared DIR] [--only oracle kernels ...]
+usage: python benchmarks/gpu.py [--out DIR] [--only oracle kernels ...]
        [--limits kernels=120 P3=150 ...]
 """
 
