@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import controls as ctl
-from .engine.batching import map_points
+from .engine.batching import on_host, threaded_points, vmap_points
 from .engine.graph import CopyTerm, FixedEffects, LatentGraph, ThetaLayout, compile_graph
 from .errors import DataError, ModelError, unknown_choice
 from .formula import fixed_design, parse_formula
@@ -210,8 +210,9 @@ class Model:
 
         self._f = jax.jit(f_and_mode)
         self._vg = jax.jit(jax.value_and_grad(f_and_mode, has_aux=True))
-        self._batched_f = jax.jit(map_points(f_and_mode))
-        self._batched_vg = jax.jit(map_points(jax.value_and_grad(f_and_mode, has_aux=True)))
+        # accelerators only: on the CPU batches run self._f / self._vg on host threads
+        self._batched_f = jax.jit(vmap_points(f_and_mode))
+        self._batched_vg = jax.jit(vmap_points(jax.value_and_grad(f_and_mode, has_aux=True)))
 
     # --- θ ---------------------------------------------------------------------------------
     @property
@@ -268,37 +269,33 @@ class Model:
         if method != "fd":
             raise ValueError(unknown_choice("gradient method", method, ("ad", "fd")))
         d = theta.size
-        E = jnp.eye(d) * step
-        pts = jnp.concatenate([theta + E, theta - E], axis=0)
-        vals, _ = self._batched_f(pts, jnp.asarray(self._x_warm))
-        vals = np.asarray(vals)
+        E = np.eye(d) * step
+        vals = self.log_posterior_batch(np.concatenate([np.asarray(theta) + E, np.asarray(theta) - E], axis=0))
         return (vals[:d] - vals[d:]) / (2 * step)
 
-    def _sequential(self) -> bool:
-        """Evaluate small batches point by point with the already-compiled value-and-gradient
-        function (no new trace: what matters for small models on a CPU) rather than as one
-        vmapped batch (what matters for large models and accelerators)."""
-        return jax.default_backend() == "cpu" and self.graph.n_latent <= 5000
-
     def log_posterior_batch(self, thetas) -> np.ndarray:
-        """log π̃ at a batch of θ (k, d): one vmapped call, or point by point for small
-        models on a CPU (see :meth:`_sequential`)."""
+        """log π̃ at a batch of θ (k, d), all from the current warm start: on the CPU the
+        compiled objective on host threads (tiny models: the compiled value-and-gradient,
+        one trace fewer), on accelerators one vmapped call."""
         thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
-        if self._sequential():
-            # tiny models: reuse the compiled value-and-gradient (one trace fewer); larger
-            # ones: the value alone (a gradient costs a selected inversion)
+        x0 = jnp.asarray(self._x_warm)
+        if on_host():
             if self.graph.n_latent <= 500:
-                return np.array([self.value_and_grad(t)[0] for t in thetas])
-            return np.array([self.log_posterior(t) for t in thetas])
-        vals, _ = self._batched_f(jnp.asarray(thetas), jnp.asarray(self._x_warm))
+                (vals, _), _ = threaded_points(self._vg, thetas, x0)
+            else:
+                vals, _ = threaded_points(self._f, thetas, x0)
+            return vals
+        vals, _ = self._batched_f(jnp.asarray(thetas), x0)
         return np.asarray(vals)
 
     def grad_batch(self, thetas) -> np.ndarray:
-        """∇ log π̃ at a batch of θ (k, d)."""
+        """∇ log π̃ at a batch of θ (k, d) (host threads on the CPU, one vmapped call else)."""
         thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
-        if self._sequential():
-            return np.array([self.value_and_grad(t)[1] for t in thetas])
-        (_, _), g = self._batched_vg(jnp.asarray(thetas), jnp.asarray(self._x_warm))
+        x0 = jnp.asarray(self._x_warm)
+        if on_host():
+            (_, _), g = threaded_points(self._vg, thetas, x0)
+            return g
+        (_, _), g = self._batched_vg(jnp.asarray(thetas), x0)
         return np.asarray(g)
 
     # --- fitting ---------------------------------------------------------------------------------

@@ -1,28 +1,66 @@
-"""Evaluating a per-θ computation at many θ: vmap on accelerators, a loop on the CPU.
+"""Evaluating a per-θ computation at many θ: one vmapped program on accelerators, the
+compiled single-point program on a pool of host threads on the CPU.
 
 On a GPU, ``jax.vmap`` turns a batch of design points into batched kernels — what the
-device does best. On the CPU there is little to gain, and jaxlib's batched LAPACK calls
-(a vmapped SVD, triangular solve, ...) schedule their batch on the intra-op thread pool:
-two of them running at once on a 2-thread pool can wait on each other forever (seen with
-jaxlib 0.10). ``jax.lax.map`` evaluates the points one after the other inside one compiled
-program, with unbatched kernels, and keeps memory at one point's worth.
+device does best. On the CPU a vmapped batch gains nothing (the sparse kernels loop over
+the batch on the host) and jaxlib's batched LAPACK calls (a vmapped SVD, triangular solve,
+...) schedule their batch on the intra-op thread pool, where two of them running at once on
+a 2-thread pool can wait on each other forever (seen with jaxlib 0.10). So on the CPU the
+points are evaluated by the already-compiled single-point function, one thread per core:
+compiled XLA programs run without the GIL and the sparse kernels release it, so the points
+of an integration design or a finite-difference stencil proceed in parallel (the supernodal
+factorisation itself runs on one core), and no second program is traced or compiled.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
+import numpy as np
 
 
-def map_points(fn: Callable, n_mapped: int = 1) -> Callable:
-    """``fn(theta, *rest)`` -> a function of (thetas (k, d), *rest) mapped over the first axis
-    of its first ``n_mapped`` arguments (the rest are shared)."""
+def host_workers() -> int:
+    """Threads used for a batch of points on the CPU (``ADELIA_NUM_THREADS``, default: the
+    number of cores this process may use)."""
+    env = os.environ.get("ADELIA_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def vmap_points(fn: Callable, n_mapped: int = 1) -> Callable:
+    """``fn(theta, *rest)`` -> a function of (thetas (k, d), *rest) vmapped over the first
+    axis of its first ``n_mapped`` arguments (the rest are shared)."""
 
     def batched(*args):
-        mapped, shared = args[:n_mapped], args[n_mapped:]
-        if jax.default_backend() == "cpu":
-            return jax.lax.map(lambda xs: fn(*xs, *shared), tuple(mapped))
-        return jax.vmap(fn, in_axes=(0,) * n_mapped + (None,) * len(shared))(*args)
+        return jax.vmap(fn, in_axes=(0,) * n_mapped + (None,) * (len(args) - n_mapped))(*args)
 
     return batched
+
+
+def threaded_points(single: Callable, thetas, *shared, workers: int | None = None):
+    """``single(theta_i, *shared)`` at every row of ``thetas`` on a pool of host threads; the
+    outputs (any pytree of arrays) stacked along a new first axis as NumPy arrays."""
+    thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
+    workers = min(host_workers() if workers is None else workers, len(thetas))
+
+    def one(theta):
+        return jax.tree.map(np.asarray, single(theta, *shared))
+
+    if workers <= 1:
+        outs = [one(t) for t in thetas]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outs = list(pool.map(one, thetas))
+    return jax.tree.map(lambda *xs: np.stack(xs), *outs)
+
+
+def on_host() -> bool:
+    """Whether batches of points run as threads (CPU) rather than as one vmapped program."""
+    return jax.default_backend() == "cpu"
