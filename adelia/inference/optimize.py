@@ -23,10 +23,6 @@ class ModeSearchWarning(UserWarning):
     """The mode search stopped without meeting its tolerance."""
 
 
-class HessianWarning(UserWarning):
-    """The Hessian at the mode was not positive definite and was repaired."""
-
-
 @dataclass
 class ModeResult:
     """Outcome of :func:`find_mode` (free coordinates only)."""
@@ -136,13 +132,13 @@ def find_mode(
 
 @dataclass
 class HessianResult:
-    """−∇²f at the mode (free coordinates), its eigen-decomposition and repairs made."""
+    """−∇²f at the mode (free coordinates) and its eigen-decomposition, as measured: a
+    non-positive-definite one is not repaired here — :func:`adelia.inference.design.hessian_axes`
+    applies R-INLA's fallback, and :func:`adelia.inference.run.run_inla` warns."""
 
     hessian: np.ndarray  # of −f: positive definite at a maximum
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
-    repaired: bool
-    original_eigenvalues: np.ndarray
 
     @property
     def covariance(self) -> np.ndarray:
@@ -181,16 +177,13 @@ def hessian_from_gradients(
 ) -> HessianResult:
     """Central differences of AD gradients: H_ij = −(g_j(θ + h e_i) − g_j(θ − h e_i)) / 2h.
 
-    ``batched_grad`` maps a (k, d) array of θ points to (k, d) gradients of f (a vmap).
-    A non-positive-definite result is repaired as R-INLA does in spirit: negative or tiny
-    eigenvalues are replaced by the smallest acceptable positive value, with a
-    :class:`HessianWarning`.
+    ``batched_grad`` maps a (k, d) array of θ points to (k, d) gradients of f.
     """
     theta = np.asarray(theta, dtype=float)
     d = theta.size
     if d == 0:
         e = np.zeros(0)
-        return HessianResult(np.zeros((0, 0)), e, np.zeros((0, 0)), False, e)
+        return HessianResult(np.zeros((0, 0)), e, np.zeros((0, 0)))
     E = np.eye(d) * step
     pts = np.concatenate([theta + E, theta - E], axis=0)
     G = np.asarray(batched_grad(pts), dtype=float)
@@ -200,21 +193,8 @@ def hessian_from_gradients(
 
 def _finish_hessian(H: np.ndarray) -> HessianResult:
     H = 0.5 * (H + H.T)
+    if not np.all(np.isfinite(H)):
+        nan = np.full(H.shape[0], np.nan)
+        return HessianResult(H, nan, np.full(H.shape, np.nan))
     lam, V = np.linalg.eigh(H)
-    original = lam.copy()
-    repaired = False
-    floor = max(1e-6, 1e-6 * np.max(np.abs(lam)))
-    if np.any(lam < floor) or not np.all(np.isfinite(lam)):
-        repaired = True
-        bad = ~np.isfinite(lam) | (lam < floor)
-        replacement = np.min(lam[~bad]) if np.any(~bad) else 1.0
-        lam = np.where(bad, replacement, lam)
-        H = (V * lam) @ V.T
-        warnings.warn(
-            "the Hessian of the log posterior of the hyperparameters at the mode is not positive definite "
-            f"(eigenvalues {np.round(original, 6).tolist()}); negative/zero eigenvalues were replaced by "
-            f"{np.round(lam, 6).tolist()} — the posterior may be flat or the mode not found",
-            HessianWarning,
-            stacklevel=2,
-        )
-    return HessianResult(H, lam, V, repaired, original)
+    return HessianResult(H, lam, V)

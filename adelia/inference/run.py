@@ -199,7 +199,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         axes = des.hessian_axes(hess.hessian)
         if axes.repaired:
             msg = (f"the Hessian of log π(θ|y) at the mode θ* = {np.round(theta_star, 4).tolist()} is not positive definite "
-                   f"(eigenvalues {np.round(hess.original_eigenvalues, 5).tolist()}); using R-INLA's fallback (diagonal Hessian)")
+                   f"(eigenvalues {np.round(hess.eigenvalues, 5).tolist()}); using R-INLA's fallback (diagonal Hessian)")
             warnings.warn(msg, UserWarning, stacklevel=3)
             notes.append(msg)
         sk_pts = des.skewness_points(theta_star, axes)
