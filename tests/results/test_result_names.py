@@ -88,16 +88,8 @@ def test_names_match_rinla_small_cases(case):
     assert name_problems(res, ref) == []
 
 
-#: known differences, outside the result layer's naming of summaries: with control_predictor
-#: A (an inla.stack), R-INLA's predictor has n_A "APredictor.*" rows followed by the stack's
-#: effect rows "Predictor.*" (adelia: n_A "Predictor.*" rows), and R-INLA's SPDE IDs are 0-based.
-KNOWN = {"spdetoy_pcmatern": "APredictor/Predictor rows of a stacked predictor; 0-based SPDE IDs"}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=pytest.mark.xfail(reason=KNOWN[c], strict=True)) if c in KNOWN else c for c in ALL_CASES]
-)
+@pytest.mark.parametrize("case", ALL_CASES)
 def test_names_match_rinla_all_cases(case):
     res, ref = _fit(case)
     assert name_problems(res, ref) == []
