@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import controls as ctl
-from .engine.batching import on_host, threaded_points, vmap_points
+from .engine.batching import map_points, on_host
 from .engine.graph import CopyTerm, FixedEffects, LatentGraph, ThetaLayout, compile_graph
 from .errors import DataError, ModelError, unknown_choice
 from .formula import fixed_design, parse_formula
@@ -210,9 +210,9 @@ class Model:
 
         self._f = jax.jit(f_and_mode)
         self._vg = jax.jit(jax.value_and_grad(f_and_mode, has_aux=True))
-        # accelerators only: on the CPU batches run self._f / self._vg on host threads
-        self._batched_f = jax.jit(vmap_points(f_and_mode))
-        self._batched_vg = jax.jit(vmap_points(jax.value_and_grad(f_and_mode, has_aux=True)))
+        # batches of θ: the compiled single-point functions on host threads (CPU) or vmapped
+        self._f_batch = map_points(self._f)
+        self._vg_batch = map_points(self._vg)
 
     # --- θ ---------------------------------------------------------------------------------
     @property
@@ -277,26 +277,17 @@ class Model:
         """log π̃ at a batch of θ (k, d), all from the current warm start: on the CPU the
         compiled objective on host threads (tiny models: the compiled value-and-gradient,
         one trace fewer), on accelerators one vmapped call."""
-        thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
         x0 = jnp.asarray(self._x_warm)
-        if on_host():
-            if self.graph.n_latent <= 500:
-                (vals, _), _ = threaded_points(self._vg, thetas, x0)
-            else:
-                vals, _ = threaded_points(self._f, thetas, x0)
-            return vals
-        vals, _ = self._batched_f(jnp.asarray(thetas), x0)
-        return np.asarray(vals)
+        if on_host() and self.graph.n_latent <= 500:
+            (vals, _), _ = self._vg_batch(thetas, x0)
+        else:
+            vals, _ = self._f_batch(thetas, x0)
+        return vals
 
     def grad_batch(self, thetas) -> np.ndarray:
         """∇ log π̃ at a batch of θ (k, d) (host threads on the CPU, one vmapped call else)."""
-        thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
-        x0 = jnp.asarray(self._x_warm)
-        if on_host():
-            (_, _), g = threaded_points(self._vg, thetas, x0)
-            return g
-        (_, _), g = self._batched_vg(jnp.asarray(thetas), x0)
-        return np.asarray(g)
+        (_, _), g = self._vg_batch(thetas, jnp.asarray(self._x_warm))
+        return g
 
     # --- fitting ---------------------------------------------------------------------------------
     def fit(self, quantiles=(0.025, 0.5, 0.975), verbose: bool = False):
@@ -541,16 +532,13 @@ def _block_structure(components, fixed, solver: str):
         offset += c.model.n
     if not timed or len({nb for _, nb, _ in timed}) != 1:
         return None
-    n_blocks = timed[0][1]
     block_size = sum(bs for _, _, bs in timed)
     arrow = np.concatenate(others + [offset + np.arange(fixed.p)]) if (others or fixed.p) else np.zeros(0, np.int64)
     if arrow.size > block_size:
         return None
-    from .engine.solver import BlockStructure
+    from .engine.ordering import interleaved_time_blocks
 
-    blocks = [np.concatenate([o + t * bs + np.arange(bs) for o, _, bs in timed]) for t in range(n_blocks)]
-    perm = np.concatenate(blocks + [arrow.astype(np.int64)])
-    return BlockStructure(perm=perm, n_blocks=n_blocks, block_size=block_size, arrow_size=int(arrow.size))
+    return interleaved_time_blocks(timed[0][1], [(o, bs) for o, _, bs in timed], arrow)
 
 
 def _response_columns(value, n_families: int) -> tuple[np.ndarray, dict[int, InlaSurv]]:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -32,16 +33,6 @@ def host_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def vmap_points(fn: Callable, n_mapped: int = 1) -> Callable:
-    """``fn(theta, *rest)`` -> a function of (thetas (k, d), *rest) vmapped over the first
-    axis of its first ``n_mapped`` arguments (the rest are shared)."""
-
-    def batched(*args):
-        return jax.vmap(fn, in_axes=(0,) * n_mapped + (None,) * (len(args) - n_mapped))(*args)
-
-    return batched
 
 
 def threaded_points(single: Callable, thetas, *shared, workers: int | None = None):
@@ -64,3 +55,18 @@ def threaded_points(single: Callable, thetas, *shared, workers: int | None = Non
 def on_host() -> bool:
     """Whether batches of points run as threads (CPU) rather than as one vmapped program."""
     return jax.default_backend() == "cpu"
+
+
+def map_points(single: Callable) -> Callable:
+    """A compiled single-point function ``single(theta, *shared)`` -> a function of
+    (thetas (k, d), *shared) returning its outputs stacked along a new first axis as NumPy
+    arrays: :func:`threaded_points` on the CPU, one vmapped program on accelerators (traced
+    and compiled at its first use only)."""
+    batched = jax.jit(lambda thetas, *shared: jax.vmap(lambda t: single(t, *shared))(thetas))
+
+    def run(thetas, *shared):
+        if on_host():
+            return threaded_points(single, thetas, *shared)
+        return jax.tree.map(np.asarray, batched(jnp.atleast_2d(jnp.asarray(thetas, dtype=jnp.float64)), *shared))
+
+    return run

@@ -35,7 +35,7 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 from .pattern import SparsePattern
 from .solver import BlockStructure
 
-__all__ = ["rcm_block_structure", "time_major_block_structure", "dense_rows", "bandwidth"]
+__all__ = ["rcm_block_structure", "time_major_block_structure", "interleaved_time_blocks", "dense_rows", "bandwidth"]
 
 
 def _adjacency(pattern: SparsePattern) -> sp.csr_matrix:
@@ -168,5 +168,27 @@ def time_major_block_structure(n_blocks: int, block_size: int, arrow=(), n: int 
         perm=np.concatenate([field, pad, arrow]),
         n_blocks=int(n_blocks),
         block_size=int(block_size),
+        arrow_size=int(arrow.size),
+    )
+
+
+def interleaved_time_blocks(n_blocks: int, fields, arrow) -> BlockStructure:
+    """Block structure of several space-time fields laid out time-major, interleaved by time.
+
+    ``fields`` lists (offset, block_size) per field: field f holds x[offset + t·block_size + s]
+    for time t < n_blocks. Block t gathers time slice t of every field, in the given order
+    (block size = Σ block sizes); the ``arrow`` indices, in the given order, form the arrow.
+
+    Example:
+        >>> bs = interleaved_time_blocks(2, [(0, 2), (4, 1)], arrow=[6])
+        >>> bs.perm.tolist(), bs.block_size
+        ([0, 1, 4, 2, 3, 5, 6], 3)
+    """
+    arrow = np.asarray(arrow, dtype=np.int64).ravel()
+    blocks = [np.concatenate([o + t * b + np.arange(b) for o, b in fields]) for t in range(n_blocks)]
+    return BlockStructure(
+        perm=np.concatenate(blocks + [arrow]).astype(np.int64),
+        n_blocks=int(n_blocks),
+        block_size=int(sum(b for _, b in fields)),
         arrow_size=int(arrow.size),
     )

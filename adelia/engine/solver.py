@@ -16,7 +16,7 @@ Backends (``make_solver(pattern, backend=...)``):
   nested dissection when it needs fewer flops) and a supernodal selected inversion, in
   numba with BLAS (CPU; :mod:`adelia.engine.supernodal`).
 * ``"bta"``    — block-tridiagonal-with-arrowhead kernels in pure JAX (GPU, space-time).
-* ``"auto"``   — dense for n ≤ 50, BTA on accelerators, CHOLMOD on the CPU.
+* ``"auto"``   — dense for n ≤ 50, BTA on accelerators, the supernodal sparse backend on the CPU.
 
 Values convention: ``values[k]`` is Q[rows[k], cols[k]] with rows >= cols (lower
 triangle); the upper triangle is implied by symmetry. A cotangent for ``values`` is the

@@ -56,9 +56,9 @@ from .pattern import SparsePattern
 from .solver import Solver
 from .supernodal import SupernodalCholesky
 
-# Factors kept per solver, so that the backward pass of a batch (vmap / lax.map over
-# integration points: all forward logdets first, then all selected inverses) reuses the
-# forward factorisations instead of repeating them.
+# Factors kept per solver, so that the backward pass of a vmapped batch (all forward
+# logdets first, then all selected inverses) and a value-and-gradient (logdet, solves, then
+# the VJP's selected inverse) reuse the forward factorisations instead of repeating them.
 _FACTOR_CACHE_BYTES = 128 * 2**20
 
 _NOT_FINITE = "not finite"  # marker: the values hold a NaN or inf

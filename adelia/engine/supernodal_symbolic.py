@@ -180,6 +180,23 @@ def _column_counts(n, rptr, rcol, parent, max_total):
 
 # -- supernodes ----------------------------------------------------------------------------
 @njit(cache=True)
+def _supernode_map_and_parent(parent, starts):
+    """(column → supernode, supernode → parent supernode or −1) for the supernodes whose first
+    columns are ``starts`` (with n at the end), from the column elimination tree."""
+    nsuper = starts.size - 1
+    smap = np.empty(parent.size, np.int64)
+    for s in range(nsuper):
+        for j in range(starts[s], starts[s + 1]):
+            smap[j] = s
+    sparent = np.full(nsuper, -1, np.int64)
+    for s in range(nsuper):
+        p = parent[starts[s + 1] - 1]
+        if p != -1:
+            sparent[s] = smap[p]
+    return smap, sparent
+
+
+@njit(cache=True)
 def _relaxed_supernodes(parent, count, nrelax0, nrelax1, nrelax2, zrelax0, zrelax1, zrelax2):
     """Fundamental supernodes, then CHOLMOD's relaxed amalgamation.
 
@@ -197,15 +214,8 @@ def _relaxed_supernodes(parent, count, nrelax0, nrelax1, nrelax2, zrelax0, zrela
             fstart[nf] = j
             nf += 1
     fstart[nf] = n
-    fmap = np.empty(n, np.int64)
-    for s in range(nf):
-        for j in range(fstart[s], fstart[s + 1]):
-            fmap[j] = s
-    sparent = np.full(nf, -1, np.int64)
-    for s in range(nf):
-        p = parent[fstart[s + 1] - 1]
-        if p != -1:
-            sparent[s] = fmap[p]
+    fstart = fstart[: nf + 1]
+    _, sparent = _supernode_map_and_parent(parent, fstart)
     merged = np.full(nf, -1, np.int64)
     nscol = np.empty(nf, np.int64)
     zeros = np.zeros(nf, np.float64)
@@ -266,15 +276,7 @@ def _relaxed_supernodes(parent, count, nrelax0, nrelax1, nrelax2, zrelax0, zrela
 def _supernode_rows(n, rptr, rcol, parent, super_start, nrows):
     """Sorted row structure of every supernode (rows appended in increasing k)."""
     nsuper = super_start.size - 1
-    smap = np.empty(n, np.int64)
-    for s in range(nsuper):
-        for j in range(super_start[s], super_start[s + 1]):
-            smap[j] = s
-    sparent = np.full(nsuper, -1, np.int64)
-    for s in range(nsuper):
-        p = parent[super_start[s + 1] - 1]
-        if p != -1:
-            sparent[s] = smap[p]
+    smap, sparent = _supernode_map_and_parent(parent, super_start)
     row_ptr = np.empty(nsuper + 1, np.int64)
     row_ptr[0] = 0
     for s in range(nsuper):

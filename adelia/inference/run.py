@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..engine.batching import on_host, threaded_points, vmap_points
+from ..engine.batching import map_points
 from ..errors import NumericalError
 from . import design as des
 from .constraints import constrained_solve, constraint_variance_correction
@@ -139,15 +139,10 @@ def _evaluate_points(model, thetas: np.ndarray, x0: np.ndarray, use_vb: bool) ->
     fn = getattr(model, "_point_fn", None)
     if fn is None or getattr(model, "_point_fn_vb", None) != use_vb:
         # one design point, compiled once: run on host threads (CPU) or vmapped (accelerators)
-        point = _point_function(model, use_vb)
-        fn = jax.jit(point) if on_host() else jax.jit(vmap_points(point))
+        fn = map_points(jax.jit(_point_function(model, use_vb)))
         model._point_fn = fn
         model._point_fn_vb = use_vb
-    if on_host():
-        out = threaded_points(fn, thetas, jnp.asarray(x0))
-    else:
-        out = fn(jnp.asarray(thetas, dtype=jnp.float64), jnp.asarray(x0))
-    lp, mode, mean, var, em, ev, nit, conv, vbit = (np.asarray(o) for o in out)
+    lp, mode, mean, var, em, ev, nit, conv, vbit = fn(thetas, jnp.asarray(x0))
     full = model.layout.expand_host(thetas)
     return PointResults(np.asarray(thetas), full, lp, mode, mean, var, em, ev, nit, conv, vbit)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import adelia
-from adelia.engine.batching import host_workers, threaded_points, vmap_points
+from adelia.engine.batching import host_workers, threaded_points
 
 
 def test_threaded_points_equal_a_loop_and_a_vmap():
@@ -21,7 +21,7 @@ def test_threaded_points_equal_a_loop_and_a_vmap():
     loop = [single(t, 0.5) for t in thetas]
     np.testing.assert_array_equal(vals, np.array([float(v) for v, _ in loop]))
     np.testing.assert_array_equal(tree["sq"], np.stack([np.asarray(t["sq"]) for _, t in loop]))
-    vv, vt = jax.jit(vmap_points(single))(jnp.asarray(thetas), 0.5)
+    vv, vt = jax.jit(jax.vmap(single, in_axes=(0, None)))(jnp.asarray(thetas), 0.5)
     np.testing.assert_allclose(vals, vv, rtol=1e-15)
     np.testing.assert_allclose(tree["sq"], vt["sq"], rtol=1e-15)
 
