@@ -8,13 +8,13 @@ the batch on the host) and jaxlib's batched LAPACK calls (a vmapped SVD, triangu
 a 2-thread pool can wait on each other forever (seen with jaxlib 0.10). So on the CPU the
 points are evaluated by the already-compiled single-point function, one thread per core:
 compiled XLA programs run without the GIL and the sparse kernels release it, so the points
-of an integration design or a finite-difference stencil proceed in parallel (the supernodal
-factorisation itself runs on one core), and no second program is traced or compiled.
+of an integration design or a finite-difference stencil proceed in parallel, and no second
+program is traced or compiled. The kernels of the points share the cores with the kernels'
+own subtree parallelism through :mod:`adelia.engine.host_cores`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,17 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def host_workers() -> int:
-    """Threads used for a batch of points on the CPU (``ADELIA_NUM_THREADS``, default: the
-    number of cores this process may use)."""
-    env = os.environ.get("ADELIA_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+from .host_cores import host_workers, points_in_parallel
 
 
 def threaded_points(single: Callable, thetas, *shared, workers: int | None = None):
@@ -47,7 +37,7 @@ def threaded_points(single: Callable, thetas, *shared, workers: int | None = Non
     if workers <= 1:
         outs = [one(t) for t in thetas]
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with points_in_parallel(), ThreadPoolExecutor(max_workers=workers) as pool:
             outs = list(pool.map(one, thetas))
     return jax.tree.map(lambda *xs: np.stack(xs), *outs)
 

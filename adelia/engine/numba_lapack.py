@@ -13,9 +13,11 @@ function pointer would be baked in as an address and disable caching).
 Threads: SciPy's OpenBLAS starts a thread pool for large calls. Our calls are many and
 mostly medium-sized, run inside host callbacks next to XLA's own threads, and a busy
 machine turns spinning BLAS threads into slowdowns of 10× and more (measured). The
-kernels therefore run under :func:`single_threaded_blas`, which uses OpenBLAS's
-per-thread setting ``openblas_set_num_threads_local`` (OpenBLAS >= 0.3.27) and leaves
-other threads' BLAS calls alone; without that symbol it does nothing.
+kernels therefore set the thread count of each call site with :func:`blas_threads`: one,
+except for the large supernodes near the root when the cores are idle
+(:mod:`adelia.engine.host_cores`). It uses OpenBLAS's per-thread setting
+``openblas_set_num_threads_local`` (OpenBLAS >= 0.3.27), which leaves other threads' BLAS
+calls alone; without that symbol it does nothing.
 
 Fortran convention: every argument is a pointer. The wrappers below take Python
 scalars, a flat float64 array plus an element offset for every matrix operand, and
@@ -87,12 +89,12 @@ _SET_LOCAL_THREADS = _load_local_thread_setter()
 
 
 @contextlib.contextmanager
-def single_threaded_blas():
-    """Run SciPy's OpenBLAS single-threaded in the calling thread only (see module doc)."""
+def blas_threads(n: int):
+    """Run SciPy's OpenBLAS on ``n`` threads in the calling thread only (see module doc)."""
     if _SET_LOCAL_THREADS is None:
         yield
         return
-    previous = _SET_LOCAL_THREADS(1)
+    previous = _SET_LOCAL_THREADS(int(n))
     try:
         yield
     finally:

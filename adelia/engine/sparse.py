@@ -37,7 +37,9 @@ values are shared), so ``jax.vmap`` works at any nesting depth.
 Threads: XLA may run host callbacks on several threads at once. The numeric kernels
 release the GIL and allocate their own workspace; only the factor cache and the lazy
 symbolic analysis are guarded by a per-solver lock, so callbacks on
-different values (or different solvers) factorise concurrently.
+different values (or different solvers) factorise concurrently. A large factorisation or
+selected inversion that runs alone also splits over subtrees of its elimination tree on
+the idle cores (:mod:`adelia.engine.host_cores`).
 """
 
 from __future__ import annotations

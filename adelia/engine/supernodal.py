@@ -29,6 +29,13 @@ descendant D whose rows hit its columns (C = L_D[r:, :] L_D[r:r', :]ᵀ by ``dge
 scattered with the relative map), then ``dpotrf`` on the diagonal block and ``dtrsm``
 below it. Blocks too small for a BLAS call to pay off use plain loops.
 
+Parallelism: supernodes in disjoint subtrees of the elimination tree touch disjoint blocks
+and read only their own subtree (factorisation) or their ancestors (selected inverse), so a
+:class:`~adelia.engine.supernodal_symbolic.SubtreeSchedule` deals the subtrees below a
+``top`` set of ancestors to threads, each with its own workspace; ``top`` (the large
+separator supernodes near the root) runs on the calling thread with multi-threaded BLAS.
+Threads are taken only from idle cores (:mod:`adelia.engine.host_cores`).
+
 Everything here is host-side numpy/numba: :class:`SupernodalCholesky` takes a
 :class:`SparsePattern` and an ordering once, then numeric values per call. The
 compiled kernels are cached on disk by numba (``cache=True``) and release the GIL.
@@ -40,24 +47,34 @@ import numpy as np
 from numba import njit
 
 from . import numba_lapack as la
+from .host_cores import claim_cores, kernel_threads, run_concurrently
 from .pattern import SparsePattern
-from .supernodal_symbolic import SupernodalStructure, analyse
+from .supernodal_symbolic import SubtreeSchedule, SupernodalStructure, analyse, subtree_schedule, supernode_flops
 
 # Below these sizes a BLAS call's overhead exceeds the arithmetic: use plain loops.
 _SMALL_UPDATE = 512  # flops of a descendant update (ncol_d · m₁ · m₂)
 _SMALL_PANEL = 4  # columns of a supernode factorised / inverted without LAPACK
+# Below this many multiply-adds a factorisation runs on one thread (a thread's start-up and
+# the scheduling outweigh the gain).
+_PARALLEL_FLOPS = 2e7
 
 
 # -- numeric factorisation -------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _factorise(values, value_pos, super_start, row_ptr, lx_ptr, chunk_start, chunk_end,
-               chunk_owner, rel_ptr, rel, update_ptr, update_chunk, lx, work):  # fmt: skip
-    """P Q Pᵀ = L Lᵀ into ``lx``; returns -1, or the first supernode whose pivot fails."""
-    nsuper = super_start.size - 1
+def _scatter_values(values, value_pos, lx):
+    """The lower triangle of P Q Pᵀ into the (zeroed) factor storage."""
     lx[:] = 0.0
     for e in range(values.size):
         lx[value_pos[e]] = values[e]
-    for s in range(nsuper):
+
+
+@njit(cache=True, nogil=True)
+def _factorise(supers, super_start, row_ptr, lx_ptr, chunk_start, chunk_end, chunk_owner,
+               rel_ptr, rel, update_ptr, update_chunk, lx, work):  # fmt: skip
+    """Factorise the supernodes ``supers`` (increasing; their descendants done or among
+    them) in place in ``lx``; returns -1, or the first supernode whose pivot fails."""
+    for q in range(supers.size):
+        s = supers[q]
         f = super_start[s]
         ncol = super_start[s + 1] - f
         nrow = row_ptr[s + 1] - row_ptr[s]
@@ -131,15 +148,16 @@ def _logdet(super_start, row_ptr, lx_ptr, lx):
 
 # -- selected inversion ------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _selected_inverse(super_start, row_ptr, lx_ptr, chunk_ptr, chunk_start, chunk_end, chunk_target,
-                      rel_ptr, rel, lx, sx, gram, u, s21, tri):  # fmt: skip
-    """Σ = L⁻ᵀ L⁻¹ on the supernodal pattern into ``sx`` (same layout as ``lx``).
+def _selected_inverse(supers, super_start, row_ptr, lx_ptr, chunk_ptr, chunk_start, chunk_end,
+                      chunk_target, rel_ptr, rel, lx, sx, gram, u, s21, tri):  # fmt: skip
+    """Σ = L⁻ᵀ L⁻¹ on the blocks of the supernodes ``supers`` into ``sx`` (same layout as
+    ``lx``), last to first; their ancestors' blocks must be done or among them.
 
     Workspace: ``gram`` for Σ_ℛℛ (lower triangle, column-major m×m), ``u`` for
     U = L₂₁ L₁₁⁻¹ and ``s21`` for Σ_ℛ𝒥 (m×ncol each), ``tri`` for
     (L₁₁ L₁₁ᵀ)⁻¹ − Uᵀ Σ_ℛ𝒥 (ncol×ncol)."""
-    nsuper = super_start.size - 1
-    for s in range(nsuper - 1, -1, -1):
+    for q in range(supers.size - 1, -1, -1):
+        s = supers[q]
         ncol = super_start[s + 1] - super_start[s]
         nrow = row_ptr[s + 1] - row_ptr[s]
         m = nrow - ncol
@@ -236,51 +254,76 @@ def _gather(sx, value_pos):
 
 
 # -- triangular solves -------------------------------------------------------------------------
+# The right-hand sides y (n × k, C order) are passed flat: rows f..f+ncol of y are then the
+# column-major k × ncol matrix Yᵀ at offset f·k (leading dimension k), so each supernode's
+# dense part is one BLAS call on Yᵀ: Y_J ← L₁₁⁻¹ Y_J is Yᵀ_J ← Yᵀ_J L₁₁⁻ᵀ, and the update of the
+# rows below, L₂₁ Y_J, is Yᵀ_J L₂₁ᵀ. Below _SMALL_SOLVE entries a supernode uses plain loops.
+_SMALL_SOLVE = 256  # nrow · ncol · k
+
+
 @njit(cache=True, nogil=True)
-def _forward(super_start, row_ptr, row_idx, lx_ptr, lx, y):
-    """y ← L⁻¹ y in place, y of shape (n, k) (C order)."""
-    k_rhs = y.shape[1]
+def _forward(super_start, row_ptr, row_idx, lx_ptr, lx, y, k_rhs, tmp):
+    """y ← L⁻¹ y in place (y flat, n × k_rhs in C order; ``tmp`` holds max rows · k_rhs)."""
     for s in range(super_start.size - 1):
         f = super_start[s]
         ncol = super_start[s + 1] - f
         r0 = row_ptr[s]
         nrow = row_ptr[s + 1] - r0
+        m = nrow - ncol
         off = lx_ptr[s]
-        for j in range(ncol):
-            cj = off + j * nrow
-            inv = 1.0 / lx[cj + j]
-            for r in range(k_rhs):
-                y[f + j, r] *= inv
-            for i in range(j + 1, nrow):
-                lij = lx[cj + i]
-                row = row_idx[r0 + i]
+        if nrow * ncol * k_rhs <= _SMALL_SOLVE:
+            for j in range(ncol):
+                cj = off + j * nrow
+                inv = 1.0 / lx[cj + j]
+                yj = (f + j) * k_rhs
                 for r in range(k_rhs):
-                    y[row, r] -= lij * y[f + j, r]
+                    y[yj + r] *= inv
+                for i in range(j + 1, nrow):
+                    lij = lx[cj + i]
+                    yi = row_idx[r0 + i] * k_rhs
+                    for r in range(k_rhs):
+                        y[yi + r] -= lij * y[yj + r]
+            continue
+        la.trsm(la.R, la.L, la.T, k_rhs, ncol, 1.0, lx, off, nrow, y, f * k_rhs, k_rhs)
+        if m > 0:
+            la.gemm(la.N, la.T, k_rhs, m, ncol, 1.0, y, f * k_rhs, k_rhs, lx, off + ncol, nrow, 0.0, tmp, 0, k_rhs)
+            for i in range(m):
+                yi = row_idx[r0 + ncol + i] * k_rhs
+                for r in range(k_rhs):
+                    y[yi + r] -= tmp[i * k_rhs + r]
 
 
 @njit(cache=True, nogil=True)
-def _backward(super_start, row_ptr, row_idx, lx_ptr, lx, y):
-    """y ← L⁻ᵀ y in place, y of shape (n, k) (C order)."""
-    k_rhs = y.shape[1]
-    acc = np.empty(k_rhs)
+def _backward(super_start, row_ptr, row_idx, lx_ptr, lx, y, k_rhs, tmp):
+    """y ← L⁻ᵀ y in place (layout as :func:`_forward`)."""
     for s in range(super_start.size - 2, -1, -1):
         f = super_start[s]
         ncol = super_start[s + 1] - f
         r0 = row_ptr[s]
         nrow = row_ptr[s + 1] - r0
+        m = nrow - ncol
         off = lx_ptr[s]
-        for j in range(ncol - 1, -1, -1):
-            cj = off + j * nrow
-            for r in range(k_rhs):
-                acc[r] = y[f + j, r]
-            for i in range(j + 1, nrow):
-                lij = lx[cj + i]
-                row = row_idx[r0 + i]
+        if nrow * ncol * k_rhs <= _SMALL_SOLVE:
+            for j in range(ncol - 1, -1, -1):
+                cj = off + j * nrow
+                yj = (f + j) * k_rhs
+                for i in range(j + 1, nrow):
+                    lij = lx[cj + i]
+                    yi = row_idx[r0 + i] * k_rhs
+                    for r in range(k_rhs):
+                        y[yj + r] -= lij * y[yi + r]
+                inv = 1.0 / lx[cj + j]
                 for r in range(k_rhs):
-                    acc[r] -= lij * y[row, r]
-            inv = 1.0 / lx[cj + j]
-            for r in range(k_rhs):
-                y[f + j, r] = acc[r] * inv
+                    y[yj + r] *= inv
+            continue
+        if m > 0:
+            # Y_J −= L₂₁ᵀ y_ℛ, i.e. Yᵀ_J −= y_ℛᵀ L₂₁ with y_ℛᵀ gathered into tmp (k × m).
+            for i in range(m):
+                yi = row_idx[r0 + ncol + i] * k_rhs
+                for r in range(k_rhs):
+                    tmp[i * k_rhs + r] = y[yi + r]
+            la.gemm(la.N, la.N, k_rhs, ncol, m, -1.0, tmp, 0, k_rhs, lx, off + ncol, nrow, 1.0, y, f * k_rhs, k_rhs)
+        la.trsm(la.R, la.L, la.N, k_rhs, ncol, 1.0, lx, off, nrow, y, f * k_rhs, k_rhs)
 
 
 class SupernodalCholesky:
@@ -316,6 +359,21 @@ class SupernodalCholesky:
         ncol = np.diff(st.super_start)
         below = np.diff(st.row_ptr) - ncol
         self._selinv_sizes = tuple(int(max(np.max(x, initial=0), 1)) for x in (below * below, below * ncol, ncol * ncol))
+        self._all_supernodes = np.arange(st.nsuper, dtype=np.int64)
+        self._schedules: dict[int, SubtreeSchedule | None] = {}
+
+    def schedule(self, threads: int) -> SubtreeSchedule | None:
+        """The subtree split for ``threads`` threads (computed once per count), or None when
+        the factor is too small or the tree too narrow for threads to pay off."""
+        if threads not in self._schedules:
+            big = threads > 1 and float(np.sum(supernode_flops(self.structure))) >= _PARALLEL_FLOPS
+            self._schedules[threads] = subtree_schedule(self.structure, threads) if big else None
+        return self._schedules[threads]
+
+    def _cores_wanted(self) -> int:
+        """All the cores a kernel may have now when this factor splits over subtrees, else one."""
+        threads = kernel_threads()
+        return threads if threads > 1 and self.schedule(threads) is not None else 1
 
     @property
     def perm(self) -> np.ndarray:
@@ -331,13 +389,26 @@ class SupernodalCholesky:
         if values.shape != (self._nnz,):  # the compiled kernels do not check bounds
             raise ValueError(f"factorise: values must have shape ({self._nnz},), got {values.shape}")
         lx = np.empty(st.factor_size)
-        work = np.empty(self._work_size)
-        with la.single_threaded_blas():
-            failed = _factorise(
-                values, st.value_pos, st.super_start, st.row_ptr, st.lx_ptr, st.chunk_start, st.chunk_end,
-                st.chunk_owner, st.rel_ptr, st.rel, st.update_ptr, st.update_chunk, lx, work,
-            )  # fmt: skip
-        return None if failed >= 0 else lx
+        _scatter_values(values, st.value_pos, lx)
+
+        def run(supers, blas_threads=1):
+            work = np.empty(self._work_size)
+            with la.blas_threads(blas_threads):
+                return _factorise(
+                    supers, st.super_start, st.row_ptr, st.lx_ptr, st.chunk_start, st.chunk_end, st.chunk_owner,
+                    st.rel_ptr, st.rel, st.update_ptr, st.update_chunk, lx, work,
+                )  # fmt: skip
+
+        with claim_cores(self._cores_wanted()) as cores:
+            plan = self.schedule(cores) if cores > 1 else None
+            if plan is None:
+                failed = [run(self._all_supernodes)]
+            else:
+                failed = run_concurrently([lambda p=p: run(p) for p in plan.parts if p.size])
+                if max(failed) < 0:
+                    failed.append(run(plan.top, cores))
+        return None if max(failed) >= 0 else lx
+
 
     def _check_factor(self, factor) -> np.ndarray:
         if not isinstance(factor, np.ndarray) or factor.shape != (self.structure.factor_size,):
@@ -356,12 +427,22 @@ class SupernodalCholesky:
         factor = self._check_factor(factor)
         sx = np.empty(st.factor_size)
         gram_size, panel_size, tri_size = self._selinv_sizes
-        gram, u, s21, tri = np.empty(gram_size), np.empty(panel_size), np.empty(panel_size), np.empty(tri_size)
-        with la.single_threaded_blas():
-            _selected_inverse(
-                st.super_start, st.row_ptr, st.lx_ptr, st.chunk_ptr, st.chunk_start, st.chunk_end,
-                st.chunk_target, st.rel_ptr, st.rel, factor, sx, gram, u, s21, tri,
-            )  # fmt: skip
+
+        def run(supers, blas_threads=1):
+            gram, u, s21, tri = np.empty(gram_size), np.empty(panel_size), np.empty(panel_size), np.empty(tri_size)
+            with la.blas_threads(blas_threads):
+                _selected_inverse(
+                    supers, st.super_start, st.row_ptr, st.lx_ptr, st.chunk_ptr, st.chunk_start, st.chunk_end,
+                    st.chunk_target, st.rel_ptr, st.rel, factor, sx, gram, u, s21, tri,
+                )  # fmt: skip
+
+        with claim_cores(self._cores_wanted()) as cores:
+            plan = self.schedule(cores) if cores > 1 else None
+            if plan is None:
+                run(self._all_supernodes)
+            else:
+                run(plan.top, cores)
+                run_concurrently([lambda p=p: run(p) for p in plan.parts if p.size])
         return _gather(sx, st.value_pos)
 
     def _check_rhs(self, rhs) -> np.ndarray:
@@ -375,8 +456,11 @@ class SupernodalCholesky:
         st = self.structure
         factor, rhs = self._check_factor(factor), self._check_rhs(rhs)
         y = np.ascontiguousarray(rhs.reshape(rhs.shape[0], -1)[st.perm])
-        _forward(st.super_start, st.row_ptr, st.row_idx, st.lx_ptr, factor, y)
-        _backward(st.super_start, st.row_ptr, st.row_idx, st.lx_ptr, factor, y)
+        k_rhs = y.shape[1]
+        tmp = np.empty(max(st.max_rows * k_rhs, 1))
+        with la.blas_threads(1):
+            _forward(st.super_start, st.row_ptr, st.row_idx, st.lx_ptr, factor, y.reshape(-1), k_rhs, tmp)
+            _backward(st.super_start, st.row_ptr, st.row_idx, st.lx_ptr, factor, y.reshape(-1), k_rhs, tmp)
         out = np.empty_like(y)
         out[st.perm] = y
         return out.reshape(rhs.shape)
@@ -386,7 +470,10 @@ class SupernodalCholesky:
         st = self.structure
         factor, rhs = self._check_factor(factor), self._check_rhs(rhs)
         y = np.array(rhs.reshape(rhs.shape[0], -1), order="C")  # a writable copy
-        _backward(st.super_start, st.row_ptr, st.row_idx, st.lx_ptr, factor, y)
+        k_rhs = y.shape[1]
+        tmp = np.empty(max(st.max_rows * k_rhs, 1))
+        with la.blas_threads(1):
+            _backward(st.super_start, st.row_ptr, st.row_idx, st.lx_ptr, factor, y.reshape(-1), k_rhs, tmp)
         out = np.empty_like(y)
         out[st.perm] = y
         return out.reshape(rhs.shape)

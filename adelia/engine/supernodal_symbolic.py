@@ -433,3 +433,101 @@ def analyse(pattern: SparsePattern, perm: np.ndarray) -> SupernodalStructure:
     chunks = _chunks(super_start, smap, row_ptr, row_idx)
     value_pos = _value_positions(rows, cols, inv, smap, super_start, row_ptr, row_idx, lx_ptr)
     return SupernodalStructure(n, perm, super_start, row_ptr, row_idx, lx_ptr, *chunks, value_pos)
+
+
+# -- subtree parallelism ---------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class SubtreeSchedule:
+    """A split of the supernodal elimination tree for ``len(parts)`` threads.
+
+    Every supernode of ``parts[i]`` (increasing, hence descendants before ancestors) has
+    all its descendants in ``parts[i]``, so the parts factorise concurrently (left-looking
+    updates read descendants only) and invert concurrently once ``top`` is done (the
+    Takahashi recursion reads ancestors only). ``top`` holds the remaining supernodes, the
+    ancestors of the parts' subtrees, in increasing order: factorised after the parts and
+    inverted before them. ``flops`` are the estimated multiply-adds (top, then each part).
+    """
+
+    top: np.ndarray
+    parts: tuple[np.ndarray, ...]
+    flops: tuple[float, ...]
+
+
+def supernode_parents(st: SupernodalStructure) -> np.ndarray:
+    """Parent of every supernode in the supernodal elimination tree (−1 for roots): the
+    supernode holding its first row below the diagonal block."""
+    ncol = np.diff(st.super_start)
+    below = np.diff(st.row_ptr) > ncol
+    parent = np.full(st.nsuper, -1, np.int64)
+    first_below = st.row_idx[st.row_ptr[:-1][below] + ncol[below]]
+    parent[below] = np.searchsorted(st.super_start, first_below, side="right") - 1
+    return parent
+
+
+def supernode_flops(st: SupernodalStructure) -> np.ndarray:
+    """Multiply-adds of the left-looking factorisation charged to each supernode (its panel,
+    and every descendant's update of it); the selected inverse's are about twice these."""
+    ncol = np.diff(st.super_start).astype(np.float64)
+    nrow = np.diff(st.row_ptr).astype(np.float64)
+    flops = ncol**3 / 6.0 + (nrow - ncol) * ncol**2 / 2.0
+    owner = st.chunk_owner
+    m1 = (st.chunk_end - st.chunk_start).astype(np.float64)
+    m2 = nrow[owner] - st.chunk_start
+    np.add.at(flops, st.chunk_target, ncol[owner] * m1 * (m2 - (m1 - 1.0) / 2.0))
+    return flops
+
+
+def subtree_schedule(st: SupernodalStructure, n_parts: int, max_expansions: int = 64) -> SubtreeSchedule | None:
+    """Split the tree for ``n_parts`` threads (Geist & Ng 1989's subtree-to-thread mapping):
+    starting from the roots, the heaviest subtree is repeatedly replaced by its children
+    (its root moving to ``top``) and the subtrees dealt to the parts heaviest first, each to
+    the lightest part; the split with the smallest estimated time (top's flops plus the
+    heaviest part's) is kept. None when no split beats the sequential factorisation."""
+    if n_parts < 2 or st.nsuper < 2:
+        return None
+    parent = supernode_parents(st)
+    flops = supernode_flops(st)
+    subtree = flops.copy()
+    for s in range(st.nsuper):  # postorder: children before parents
+        if parent[s] >= 0:
+            subtree[parent[s]] += subtree[s]
+    children: list[list[int]] = [[] for _ in range(st.nsuper)]
+    for s in range(st.nsuper):
+        if parent[s] >= 0:
+            children[parent[s]].append(s)
+    total = float(flops.sum())
+    front = [int(s) for s in np.flatnonzero(parent < 0)]
+    top: list[int] = []
+    best, best_time = None, total
+    for _ in range(max_expansions):
+        front.sort(key=lambda s: -subtree[s])
+        loads = [0.0] * n_parts
+        owner_of = []
+        for s in front:
+            i = int(np.argmin(loads))
+            loads[i] += subtree[s]
+            owner_of.append(i)
+        top_flops = float(flops[top].sum()) if top else 0.0
+        if top_flops + max(loads) < best_time:
+            best_time = top_flops + max(loads)
+            best = (list(top), list(front), owner_of, top_flops, list(loads))
+        heaviest = front[0]
+        if not children[heaviest]:
+            break
+        front.pop(0)
+        top.append(heaviest)
+        front.extend(children[heaviest])
+    if best is None:
+        return None
+    top, front, owner_of, top_flops, loads = best
+    first = np.empty(st.nsuper, np.int64)  # first supernode of each subtree: subtrees are ranges
+    size = np.ones(st.nsuper, np.int64)
+    for s in range(st.nsuper):
+        if parent[s] >= 0:
+            size[parent[s]] += size[s]
+    first[:] = np.arange(st.nsuper) - size + 1
+    parts = []
+    for i in range(n_parts):
+        ranges = [np.arange(first[s], s + 1) for s, o in zip(front, owner_of) if o == i]
+        parts.append(np.sort(np.concatenate(ranges)) if ranges else np.zeros(0, np.int64))
+    return SubtreeSchedule(np.sort(np.asarray(top, np.int64)), tuple(parts), (top_flops, *loads))

@@ -18,10 +18,11 @@ The quadratic term of π_G vanishes at its mode; under constraints it cancels ag
 density of C x under π_G (conditioning by kriging). Proper components that carry
 constraints contribute −log π(C_k x_k = e_k) to the prior side.
 
-Gradient. x*(θ) is found by Newton's method (each step one solve with Q_c), never
-differentiated through: :func:`LaplaceApproximation.mode` has a custom VJP from the implicit
-function theorem. At the optimum ∇ₓ g(x*, θ) − Cᵀλ = 0, C x* = e with
-g(x, θ) = log π(y | x, θ) + log π(x | θ); differentiating,
+Gradient. x*(θ) is found by Newton's method (each step one solve with Q_c; a single, exact
+step for a quadratic log-likelihood), never differentiated through:
+:func:`LaplaceApproximation.mode` has a custom VJP from the implicit function theorem. At
+the optimum ∇ₓ g(x*, θ) − Cᵀλ = 0, C x* = e with g(x, θ) = log π(y | x, θ) + log π(x | θ);
+differentiating,
 
     θ̄ = vᵀ ∂_θ ∇ₓ g(x*, θ),      v = Q_c⁻¹ x̄ corrected onto C v = 0 (kriging),
 
@@ -215,9 +216,14 @@ class LaplaceApproximation:
             step, f_new, _ = jax.lax.while_loop(cond, body, (step0, obj(x_new), 0))
             return x + step, f_new
 
+        # A quadratic log-likelihood makes g(·, θ) quadratic: the first Newton step is exact
+        # (a second would only repeat the solve with the same factor).
+        one_step = self.obs.quadratic
+
         def cond(state):
             it, x, f, delta, _ = state
-            return (it < opts.max_iter) & (delta > opts.tol * (1.0 + jnp.max(jnp.abs(x)))) & jnp.isfinite(delta)
+            more = (it < opts.max_iter) & (delta > opts.tol * (1.0 + jnp.max(jnp.abs(x)))) & jnp.isfinite(delta)
+            return (more & (it < 1)) if one_step else more
 
         def body(state):
             it, x, f, _, _ = state
@@ -236,7 +242,10 @@ class LaplaceApproximation:
         init = (0, x0, obj(x0), jnp.asarray(1e300), jnp.asarray(-jnp.inf))
         it, x, f, delta, _ = jax.lax.while_loop(cond, body, init)
         finite = jnp.all(jnp.isfinite(x))
-        status = NewtonStatus(it, delta <= opts.tol * (1.0 + jnp.max(jnp.abs(x))), finite)
+        converged = delta <= opts.tol * (1.0 + jnp.max(jnp.abs(x)))
+        if one_step:
+            converged = converged | (it >= 1)
+        status = NewtonStatus(it, converged, finite)
         return x, status
 
     # --- the mode with its implicit-function VJP ---------------------------------------------------

@@ -56,6 +56,12 @@ class ObservationModel:
     family_of: np.ndarray
     observed: np.ndarray  # bool (n_obs,)
 
+    @property
+    def quadratic(self) -> bool:
+        """Whether the log-likelihood is quadratic in η (Gaussian identity-link families only):
+        π(x | y, θ) is then Gaussian and one Newton step from any x is its mode."""
+        return all(fb.likelihood.quadratic_in_eta for fb in self.families)
+
     def log_likelihood(self, eta: jax.Array, theta_full: jax.Array) -> jax.Array:
         """Σ_i log π(y_i | η_i, θ) over observed rows (η includes the offset)."""
         total = jnp.asarray(0.0)

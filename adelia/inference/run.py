@@ -224,10 +224,13 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         prog.stop()
     else:
         design = des.integration_design(theta_star, axes, pos, neg, strategy=strategy)
+    # A quadratic log-likelihood (Gaussian identity-link families) makes π(x | y, θ) exactly
+    # Gaussian: its mean is the mode and the VB mean correction is zero, so it is not run.
     use_vb = (
         not classic
         and bool(ci.get("vb.correction", True))
         and model.controls["control_vb"]["enable"] not in (False, "false", "FALSE")
+        and not model.observations.quadratic
     )
     prog.start(f"integration over {design.size} points")
     pts = _evaluate_points(model, design.theta, x_warm, use_vb)

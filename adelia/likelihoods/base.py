@@ -54,6 +54,13 @@ class Likelihood(abc.ABC):
     def n_theta(self) -> int:
         return len(self.hyperparameters)
 
+    @property
+    def quadratic_in_eta(self) -> bool:
+        """Whether log π(y | η, θ) is a quadratic function of η (the Gaussian family with the
+        identity link): the Laplace approximation is then exact and one Newton step from any
+        x reaches the conditional mode."""
+        return False
+
     @abc.abstractmethod
     def log_density(self, y: jax.Array, eta: jax.Array, theta: jax.Array, data: ObservationData) -> jax.Array:
         """log π(y_i | η_i, θ) for every i, shape (n,), full normalising constants."""

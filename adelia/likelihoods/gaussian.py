@@ -44,6 +44,10 @@ class GaussianLikelihood(Family):
         ),
     )
 
+    @property
+    def quadratic_in_eta(self) -> bool:
+        return self.link.name == "identity"
+
     def _precision(self, y, theta, data):
         return jnp.exp(theta[0]) * self._get(data, "scale", y, 1.0)
 

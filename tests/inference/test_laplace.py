@@ -43,6 +43,38 @@ def test_gaussian_log_posterior_is_the_exact_marginal_likelihood(rng):
     assert model.log_posterior(theta) == pytest.approx(exact, abs=1e-8)
 
 
+def test_gaussian_mode_is_one_exact_newton_step(rng):
+    """A Gaussian likelihood: the inner Newton iteration stops after its first step, which is
+    already the conditional mean E[η | y, θ] = K (K + I/τ)⁻¹ y (K the prior covariance of η)."""
+    import jax.numpy as jnp
+
+    n, ng = 50, 6
+    g = rng.integers(1, ng + 1, n)
+    x = rng.normal(size=n)
+    y = 0.5 + x + 0.8 * rng.normal(size=ng)[g - 1] + 0.4 * rng.normal(size=n)
+    df = pd.DataFrame({"y": y, "x": x, "g": g})
+    model = adelia.compile("y ~ 1 + x + f(g, model='iid')", df, control_fixed={"prec.intercept": 0.04, "prec": 0.01})
+    assert model.laplace.obs.quadratic
+    theta = np.array([1.7, 0.3])
+    full = model.layout.expand(jnp.asarray(theta))
+    mode, status = model.laplace._newton(full, jnp.full(model.graph.n_latent, 3.0))
+    assert int(status.iterations) == 1 and bool(status.converged)
+    eta = np.asarray(model.graph.predictor(model.graph.a_values(full), mode))
+    X, Z = np.c_[np.ones(n), x], np.eye(ng)[g - 1]
+    K = X @ np.diag([1 / 0.04, 1 / 0.01]) @ X.T + Z @ Z.T / np.exp(theta[1])
+    np.testing.assert_allclose(eta, K @ np.linalg.solve(K + np.eye(n) / np.exp(theta[0]), y), atol=1e-10)
+    # ... so the VB mean correction, which the fit therefore skips for such models, is zero
+    from adelia.inference.run import _point_function
+
+    out = _point_function(model, True)(jnp.asarray(theta), mode)
+    assert int(out[-1]) >= 1  # it ran
+    np.testing.assert_allclose(out[2], out[1], atol=1e-9)  # corrected mean = mode
+    pois = adelia.compile("y ~ 1 + f(g, model='iid')", df.assign(y=rng.poisson(2.0, n)), family="poisson")
+    assert not pois.laplace.obs.quadratic
+    status = pois.laplace._newton(pois.layout.expand(pois.theta0), jnp.zeros(pois.graph.n_latent))[1]
+    assert int(status.iterations) > 1 and bool(status.converged)
+
+
 def _fd_gradient(model, theta, h=1e-4):
     out = np.zeros(theta.size)
     for j in range(theta.size):
