@@ -8,10 +8,11 @@ of points runs on threads (:func:`points_in_parallel`) every kernel runs on one 
 the points already keep the cores busy and splitting each kernel as well only adds waiting
 (measured on P3: four value-and-gradients on two cores, 3.6 s one after another with split
 kernels, 4.2 s as a batch with split kernels, 3.3 s as a batch with whole kernels). Alone —
-each step of the sequential mode search — a kernel asks for ``kernel_threads()`` cores;
-:func:`claim_cores` takes one token of ``host_workers()`` for the calling thread (waiting
-while other kernels hold them all) and as many more as are free at once, so kernels started
-from the user's own threads never run more compute threads than cores either.
+each step of the sequential mode search — a kernel large enough to split asks for
+``kernel_threads()`` cores; :func:`claim_cores` takes one token of ``host_workers()`` for the
+calling thread (waiting while other kernels hold them all) and as many more as are free at
+once, so splitting kernels started from the user's own threads never run more compute
+threads than cores between them. Kernels too small to split claim nothing.
 """
 
 from __future__ import annotations

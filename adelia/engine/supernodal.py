@@ -43,13 +43,16 @@ compiled kernels are cached on disk by numba (``cache=True``) and release the GI
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 from numba import njit
 
 from . import numba_lapack as la
 from .host_cores import claim_cores, kernel_threads, run_concurrently
 from .pattern import SparsePattern
-from .supernodal_symbolic import SubtreeSchedule, SupernodalStructure, analyse, subtree_schedule, supernode_flops
+from .supernodal_symbolic import SubtreeSchedule, SupernodalStructure, analyse, subtree_schedule
 
 # Below these sizes a BLAS call's overhead exceeds the arithmetic: use plain loops.
 _SMALL_UPDATE = 512  # flops of a descendant update (ncol_d · m₁ · m₂)
@@ -366,14 +369,21 @@ class SupernodalCholesky:
         """The subtree split for ``threads`` threads (computed once per count), or None when
         the factor is too small or the tree too narrow for threads to pay off."""
         if threads not in self._schedules:
-            big = threads > 1 and float(np.sum(supernode_flops(self.structure))) >= _PARALLEL_FLOPS
-            self._schedules[threads] = subtree_schedule(self.structure, threads) if big else None
+            self._schedules[threads] = subtree_schedule(self.structure, threads, min_flops=_PARALLEL_FLOPS)
         return self._schedules[threads]
 
-    def _cores_wanted(self) -> int:
-        """All the cores a kernel may have now when this factor splits over subtrees, else one."""
+    @contextlib.contextmanager
+    def _split(self) -> Iterator[tuple[SubtreeSchedule | None, int]]:
+        """(subtree split, cores held) for one kernel call: when this factor splits and no
+        batch of points keeps the cores busy, the cores claimed and the split for as many of
+        them as were free; (None, 1) otherwise, claiming nothing (small factors stay off the
+        shared tokens)."""
         threads = kernel_threads()
-        return threads if threads > 1 and self.schedule(threads) is not None else 1
+        if threads < 2 or self.schedule(threads) is None:
+            yield None, 1
+            return
+        with claim_cores(threads) as cores:
+            yield (self.schedule(cores) if cores > 1 else None), cores
 
     @property
     def perm(self) -> np.ndarray:
@@ -399,8 +409,7 @@ class SupernodalCholesky:
                     st.rel_ptr, st.rel, st.update_ptr, st.update_chunk, lx, work,
                 )  # fmt: skip
 
-        with claim_cores(self._cores_wanted()) as cores:
-            plan = self.schedule(cores) if cores > 1 else None
+        with self._split() as (plan, cores):
             if plan is None:
                 failed = [run(self._all_supernodes)]
             else:
@@ -436,8 +445,7 @@ class SupernodalCholesky:
                     st.chunk_target, st.rel_ptr, st.rel, factor, sx, gram, u, s21, tri,
                 )  # fmt: skip
 
-        with claim_cores(self._cores_wanted()) as cores:
-            plan = self.schedule(cores) if cores > 1 else None
+        with self._split() as (plan, cores):
             if plan is None:
                 run(self._all_supernodes)
             else:

@@ -60,6 +60,8 @@ class SupernodalStructure:
         rel: relative row positions (see module docstring).
         update_ptr, update_chunk: chunks whose target is s.
         value_pos: (nnz,) flat factor index of each stored entry of Q.
+        super_parent: (nsuper,) parent supernode in the supernodal elimination tree (−1
+            for a root): the supernode holding the first row below s's diagonal block.
     """
 
     n: int
@@ -78,6 +80,7 @@ class SupernodalStructure:
     update_ptr: np.ndarray
     update_chunk: np.ndarray
     value_pos: np.ndarray
+    super_parent: np.ndarray
 
     @property
     def nsuper(self) -> int:
@@ -299,7 +302,7 @@ def _supernode_rows(n, rptr, rcol, parent, super_start, nrows):
     for s in range(nsuper):
         if fill[s] != row_ptr[s + 1]:
             raise RuntimeError("supernodal row count mismatch")
-    return smap, row_ptr, row_idx
+    return smap, row_ptr, row_idx, sparent
 
 
 @njit(cache=True)
@@ -427,12 +430,12 @@ def analyse(pattern: SparsePattern, perm: np.ndarray) -> SupernodalStructure:
         parent = _etree(n, rptr, rcol)
     count, _ = _column_counts(n, rptr, rcol, parent, np.iinfo(np.int64).max)
     super_start, nrows = _relaxed_supernodes(parent, count, *_NRELAX, *_ZRELAX)
-    smap, row_ptr, row_idx = _supernode_rows(n, rptr, rcol, parent, super_start, nrows)
+    smap, row_ptr, row_idx, super_parent = _supernode_rows(n, rptr, rcol, parent, super_start, nrows)
     lx_ptr = np.zeros(super_start.size, np.int64)
     np.cumsum(np.diff(super_start) * nrows, out=lx_ptr[1:])
     chunks = _chunks(super_start, smap, row_ptr, row_idx)
     value_pos = _value_positions(rows, cols, inv, smap, super_start, row_ptr, row_idx, lx_ptr)
-    return SupernodalStructure(n, perm, super_start, row_ptr, row_idx, lx_ptr, *chunks, value_pos)
+    return SupernodalStructure(n, perm, super_start, row_ptr, row_idx, lx_ptr, *chunks, value_pos, super_parent)
 
 
 # -- subtree parallelism ---------------------------------------------------------------------
@@ -453,17 +456,6 @@ class SubtreeSchedule:
     flops: tuple[float, ...]
 
 
-def supernode_parents(st: SupernodalStructure) -> np.ndarray:
-    """Parent of every supernode in the supernodal elimination tree (−1 for roots): the
-    supernode holding its first row below the diagonal block."""
-    ncol = np.diff(st.super_start)
-    below = np.diff(st.row_ptr) > ncol
-    parent = np.full(st.nsuper, -1, np.int64)
-    first_below = st.row_idx[st.row_ptr[:-1][below] + ncol[below]]
-    parent[below] = np.searchsorted(st.super_start, first_below, side="right") - 1
-    return parent
-
-
 def supernode_flops(st: SupernodalStructure) -> np.ndarray:
     """Multiply-adds of the left-looking factorisation charged to each supernode (its panel,
     and every descendant's update of it); the selected inverse's are about twice these."""
@@ -477,16 +469,21 @@ def supernode_flops(st: SupernodalStructure) -> np.ndarray:
     return flops
 
 
-def subtree_schedule(st: SupernodalStructure, n_parts: int, max_expansions: int = 64) -> SubtreeSchedule | None:
+def subtree_schedule(
+    st: SupernodalStructure, n_parts: int, min_flops: float = 0.0, max_expansions: int = 64
+) -> SubtreeSchedule | None:
     """Split the tree for ``n_parts`` threads (Geist & Ng 1989's subtree-to-thread mapping):
     starting from the roots, the heaviest subtree is repeatedly replaced by its children
     (its root moving to ``top``) and the subtrees dealt to the parts heaviest first, each to
     the lightest part; the split with the smallest estimated time (top's flops plus the
-    heaviest part's) is kept. None when no split beats the sequential factorisation."""
+    heaviest part's) is kept. None when the factorisation costs under ``min_flops``
+    multiply-adds or no split beats the sequential one."""
     if n_parts < 2 or st.nsuper < 2:
         return None
-    parent = supernode_parents(st)
+    parent = st.super_parent
     flops = supernode_flops(st)
+    if flops.sum() < min_flops:
+        return None
     subtree = flops.copy()
     for s in range(st.nsuper):  # postorder: children before parents
         if parent[s] >= 0:

@@ -278,13 +278,13 @@ def _descendants_closed(st, parent, members: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("n_parts", [2, 3, 4])
 def test_subtree_schedule_splits_the_tree_into_independent_parts(n_parts):
-    from adelia.engine.supernodal_symbolic import subtree_schedule, supernode_flops, supernode_parents
+    from adelia.engine.supernodal_symbolic import subtree_schedule, supernode_flops
 
     pattern, _ = grid_laplacian(40)
     st = analyse(pattern, fill_reducing_ordering(pattern))
     plan = subtree_schedule(st, n_parts)
     assert plan is not None and len(plan.parts) == n_parts
-    parent = supernode_parents(st)
+    parent = st.super_parent
     everything = np.concatenate([plan.top, *plan.parts])
     assert np.array_equal(np.sort(everything), np.arange(st.nsuper))  # a partition
     for part in plan.parts:
