@@ -3,12 +3,15 @@
 adelia computes in float64 whatever the machine's JAX default is (DESIGN.md §8): importing
 ``adelia`` enables ``jax_enable_x64``. A persistent compilation cache cuts the cold start of
 the first fit in a fresh process; it lives in ``$ADELIA_CACHE_DIR`` (default
-``~/.cache/adelia/jax``) and is skipped silently when the directory cannot be created.
+``~/.cache/adelia/jax``) and is skipped silently when the directory cannot be created or
+written (a read-only HOME): ``os.makedirs`` succeeds on an existing read-only directory, and
+JAX would then warn at every compilation that it cannot write its entry.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 import jax
 
@@ -22,6 +25,7 @@ def enable_compilation_cache(path: str | None = None) -> str | None:
     )
     try:
         os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()  # writable? (as numba's cache checks)
     except OSError:
         return None
     jax.config.update("jax_compilation_cache_dir", path)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .model import check_quantiles
 from .model import compile as compile_model
 from .results import InlaResult
 
@@ -62,6 +63,7 @@ def inla(
         1.07
     """
     t0 = time.perf_counter()
+    quantiles = check_quantiles(quantiles)
     model = compile_model(
         formula,
         data,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from .errors import ControlError, unknown_choice
 
 # Defaults follow R-INLA (control.R) where R-INLA has the key; adelia's own keys are marked.
@@ -44,6 +46,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # central differences of AD gradients (2d gradients); "auto": values for d ≤ 4 and at
         # most 10 000 latent variables (run.hessian_method)
         "hessian.method": "auto",
+        # adelia's own: estimate the fit's peak memory first and raise MemoryError when it
+        # exceeds what is available (adelia.inference.memory); False runs regardless
+        "memory.check": True,
     },
     "control_compute": {
         "dic": False,
@@ -102,6 +107,63 @@ _VALID_CHOICES = {
 }
 
 
+#: keys whose value is a boolean (R's TRUE/FALSE; the strings "TRUE"/"FALSE"/"T"/"F" accepted)
+_BOOLEAN_KEYS = {
+    "control_inla": ("stupid.search", "use.directions", "compute.initial.values", "vb.correction",
+                     "memory.check"),
+    "control_compute": (
+        "dic", "waic", "cpo", "po", "config", "mlik", "return.marginals", "return.marginals.predictor",
+        "hyperpar", "graph", "internal.opt", "save.memory",
+    ),
+    "control_predictor": ("compute",),
+    "control_fixed": ("correlation.matrix",),
+    "control_mode": ("restart", "fixed"),
+    "control_vb": ("enable", "verbose"),  # enable: also "auto"
+}
+#: keys whose value is a finite number (control_fixed's mean/prec: also a dict name -> number)
+_NUMERIC_KEYS = {
+    "control_inla": ("h", "dz", "diff.logdens", "tolerance", "numint.maxfeval", "newton.max.iter", "newton.tol"),
+    "control_fixed": ("mean", "prec", "mean.intercept", "prec.intercept"),
+    "control_vb": ("iter.max", "emergency", "hessian.update", "f.enable.limit"),
+}
+_R_BOOLEANS = {"TRUE": True, "T": True, "true": True, "True": True, "FALSE": False, "F": False, "false": False, "False": False}
+
+
+def check_value(name: str, key: str, value: Any) -> Any:
+    """The value of ``name[key]`` checked against its type (normalised: R's "TRUE" -> True).
+
+    Raises:
+        ControlError: naming the control, the key, the value and what is valid.
+
+    Example:
+        >>> check_value("control_compute", "dic", "TRUE")
+        True
+    """
+    if key in _BOOLEAN_KEYS.get(name, ()):
+        if name == "control_vb" and key == "enable" and value == "auto":
+            return value
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, str) and value in _R_BOOLEANS:
+            return _R_BOOLEANS[value]
+        valid = '"auto", True or False' if key == "enable" else "True or False (R's TRUE/FALSE)"
+        raise ControlError(f"{name}: {key} = {value!r} is not valid; it must be {valid}.")
+    if key in _NUMERIC_KEYS.get(name, ()):
+        if name == "control_fixed" and key in ("mean", "prec") and isinstance(value, Mapping):
+            return {k: _number(name, f"{key}[{k!r}]", v) for k, v in value.items()}
+        if key == "f.enable.limit":
+            vals = np.atleast_1d(value) if not isinstance(value, str) else [value]
+            return tuple(_number(name, key, v) for v in vals)
+        return _number(name, key, value)
+    return value
+
+
+def _number(name: str, key: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+        raise ControlError(f"{name}: {key} = {value!r} is not valid; it must be a finite number.")
+    return value
+
+
 def normalise_key(key: str) -> str:
     """R's dotted spelling as the canonical one: ``int_strategy`` -> ``int.strategy``."""
     return str(key).replace("_", ".")
@@ -133,5 +195,5 @@ def resolve(name: str, given: Mapping[str, Any] | str | None) -> dict[str, Any]:
         choices = _VALID_CHOICES.get((name, k))
         if choices is not None and value not in choices:
             raise ControlError(f'{name}: {k} = "{value}" is not valid. Valid choices: {", ".join(choices)}.')
-        out[k] = value
+        out[k] = check_value(name, k, value)
     return out

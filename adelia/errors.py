@@ -63,3 +63,8 @@ def unknown_choice(kind: str, word: str, choices: Iterable[str]) -> str:
     """The message for an unknown name among valid ones, e.g. an unknown model."""
     choices = sorted(set(str(c) for c in choices))
     return f'unknown {kind} "{word}".{did_you_mean(word, choices)} Valid choices: {", ".join(choices)}.'
+
+
+class ConfigurationError(AdeliaError, ValueError):
+    """A bad setting in the environment (e.g. ``ADELIA_NUM_THREADS``): names the variable,
+    its value and what is valid."""

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,21 +31,22 @@ import scipy.sparse as sp
 from . import controls as ctl
 from .engine.batching import map_points, on_host
 from .engine.graph import CopyTerm, FixedEffects, LatentGraph, ThetaLayout, compile_graph
-from .errors import DataError, ModelError, unknown_choice
+from .engine.hoisted_jit import hoisted_jit
+from .errors import ControlError, DataError, ModelError, unknown_choice
 from .formula import fixed_design, parse_formula
 from .formula.parse import caller_namespace
 from .formula.rdata import DataColumns, evaluate_on_data, RFactor
+from .formula.response import survival_response
 from .formula.rsyntax import parse_r
 from .formula.spec import FTerm, ModelSpec
 from .inference.laplace import LaplaceApproximation, NewtonOptions
+from .inference.sanity import check_information
 from .inference.observations import FamilyBlock, ObservationModel
 from .likelihoods import make_likelihood
 from .likelihoods.surv import InlaSurv
 from .models.base import Component, Hyperparameter
 from .models.build import build_component
 from .models.registry import make_prior
-
-_SURV_CALL = re.compile(r"^\s*(?:INLA::)?inla[._]surv\s*\((.*)\)\s*$", re.S)
 
 
 # ------------------------------------------------------------------------------------------
@@ -94,6 +94,62 @@ def _obs_vector(value, name: str, columns: dict[str, Any], n_obs: int) -> np.nda
     if arr.size != n_obs:
         raise DataError(f"{name} has {arr.size} values but there are {n_obs} observations (rows of the response)")
     return arr
+
+
+def _numeric_response(value, name: str, families) -> np.ndarray:
+    """The response column as float, or a DataError naming the column, a bad value and the family."""
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        flat = np.asarray(value, dtype=object).ravel()
+        bad = next((v for v in flat if not _is_number(v)), None)
+        fams = ", ".join(f'"{f}"' for f in families)
+        shown = repr(bad) if len(repr(bad)) <= 40 else repr(bad)[:37] + "..."
+        raise DataError(
+            f"the response column {name!r} holds non-numeric values (e.g. {shown}); family {fams} needs numbers. "
+            "Convert the column (e.g. a 0/1 indicator for a binary outcome) before fitting."
+        ) from None
+
+
+def _is_number(v) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+#: covariate values beyond this overflow once multiplied and squared in the Laplace objective
+MAX_COVARIATE = 1e150
+
+
+def _check_design_scale(X: np.ndarray, names: Sequence[str]) -> None:
+    """DataError for non-finite or astronomically large fixed-effect covariates (name + row)."""
+    X = np.asarray(X, dtype=float)
+    if X.size == 0:
+        return
+    bad = ~np.isfinite(X) | (np.abs(X) > MAX_COVARIATE)
+    if np.any(bad):
+        i, j = (int(v[0]) for v in np.nonzero(bad))
+        n_bad = int(bad[:, j].sum())
+        more = f" ({n_bad - 1} more rows like it)" if n_bad > 1 else ""
+        raise DataError(
+            f"covariate {names[j]!r}: row {i + 1} has the value {X[i, j]:g}{more}; values this large (|x| > {MAX_COVARIATE:g}) "
+            "overflow in the linear predictor and its derivatives. Rescale the column (e.g. divide by its sd or "
+            "take a log) before fitting."
+        )
+
+
+def check_quantiles(quantiles) -> tuple[float, ...]:
+    """``quantiles`` as a tuple of floats strictly inside (0, 1), else ControlError naming the bad one."""
+    try:
+        qs = tuple(float(q) for q in np.atleast_1d(np.asarray(quantiles, dtype=float)))
+    except (TypeError, ValueError):
+        raise ControlError(f"quantiles must be numbers in (0, 1), got {quantiles!r}") from None
+    for q in qs:
+        if not (0.0 < q < 1.0):
+            raise ControlError(f"quantiles: {q:g} is not a probability strictly between 0 and 1 (got quantiles={list(qs)})")
+    return qs
 
 
 def _fixed_priors(names: Sequence[str], control_fixed: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -208,8 +264,11 @@ class Model:
         def f_and_mode(theta_free, x0):
             return self.laplace.log_posterior_and_mode(lay.expand(theta_free), x0)
 
-        self._f = jax.jit(f_and_mode)
-        self._vg = jax.jit(jax.value_and_grad(f_and_mode, has_aux=True))
+        # the data arrays the objective closes over are hoisted to arguments (engine/hoisted_jit.py),
+        # one device copy of each shared by all of this model's programs
+        self._const_pool = {}
+        self._f = hoisted_jit(f_and_mode, self._const_pool)
+        self._vg = hoisted_jit(jax.value_and_grad(f_and_mode, has_aux=True), self._const_pool)
         # batches of θ: the compiled single-point functions on host threads (CPU) or vmapped
         self._f_batch = map_points(self._f)
         self._vg_batch = map_points(self._vg)
@@ -295,6 +354,7 @@ class Model:
         from .inference.run import run_inla
         from .results import InlaResult
 
+        quantiles = check_quantiles(quantiles)
         posterior = run_inla(self, quantiles=quantiles, verbose=verbose)
         return InlaResult(self, posterior, quantiles=quantiles)
 
@@ -359,19 +419,10 @@ def compile(
         raise ModelError(f"the formula {formula!r} has no response (left-hand side)")
     surv = None
     surv_columns: dict[int, InlaSurv] = {}
-    m = _SURV_CALL.match(spec.response)
-    if m:
+    kw = survival_response(spec.response)
+    if kw is not None:
         from .likelihoods.surv import inla_surv
 
-        parts = [p.strip() for p in _split_args(m.group(1))]
-        kw = {}
-        names = ["time", "event", "time2", "truncation"]
-        for i, p in enumerate(parts):
-            if "=" in p and not p.startswith("="):
-                k, v = p.split("=", 1)
-                kw[k.strip()] = v.strip()
-            else:
-                kw[names[i]] = p
         n_guess = n_obs if n_obs is not None else len(next(iter(raw.values())))
         args = {k: _eval_column(v, columns, n_guess, "inla.surv()") for k, v in kw.items()}
         try:
@@ -382,7 +433,7 @@ def compile(
     else:
         if spec.response not in raw:
             if spec.response in columns:
-                Y = np.asarray(raw[spec.response], dtype=float)
+                Y = _numeric_response(raw[spec.response], spec.response, families)
             else:
                 try:
                     n_guess = n_obs if n_obs is not None else (len(data) if isinstance(data, pd.DataFrame) else None)
@@ -390,7 +441,14 @@ def compile(
                 except DataError:
                     raise DataError(unknown_choice("response column", spec.response, list(raw)).replace("unknown", "no", 1))
         else:
-            Y, surv_columns = _response_columns(raw[spec.response], len(families))
+            try:
+                Y, surv_columns = _response_columns(raw[spec.response], len(families))
+            except (TypeError, ValueError) as exc:
+                if isinstance(exc, DataError):
+                    raise
+                Y = _numeric_response(raw[spec.response], spec.response, families)
+        if np.size(Y) == 0:
+            raise DataError(f"data has no rows: the response {spec.response!r} is empty; give at least one observation")
         Y = Y.reshape(Y.shape[0], -1)
     if Y.shape[1] != len(families):
         raise ModelError(
@@ -415,6 +473,7 @@ def compile(
     fd = fixed_design(spec, data, n_rows=n_rows, na_covariates="zero" if A_pred is not None else "error")
     if fd.n_rows != n_rows:
         raise DataError(f"the fixed effects have {fd.n_rows} rows, expected {n_rows}")
+    _check_design_scale(fd.matrix, fd.names)
     mean, prec = _fixed_priors(fd.names, controls["control_fixed"])
     fixed = FixedEffects(tuple(fd.names), fd.matrix, mean, prec)
 
@@ -499,6 +558,7 @@ def compile(
         backend=ci["solver"],
         block_structure=block_structure,
     )
+    check_information(blocks, fixed, has_A=A_pred is not None)
     observations = ObservationModel(n_obs, offset_obs, tuple(blocks), family_of, observed)
     laplace = LaplaceApproximation(
         graph,
@@ -562,21 +622,3 @@ def _response_columns(value, n_families: int) -> tuple[np.ndarray, dict[int, Inl
             raise DataError(f"the response list has entries of lengths {sorted(lengths)}; each must have one value per observation (NA outside its family's rows)")
         return np.column_stack(cols), survs
     return np.asarray(value, dtype=float), {}
-
-
-def _split_args(text: str) -> list[str]:
-    """Split 'a, f(b, c), d' at top-level commas."""
-    out, depth, cur = [], 0, []
-    for ch in text:
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    if cur:
-        out.append("".join(cur))
-    return out

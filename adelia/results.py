@@ -335,6 +335,8 @@ class InlaResult(Mapping):
             "newton_iterations": p.points.newton_iterations.copy(),
             "newton_converged": p.points.newton_converged.astype(bool).copy(),
             "vb_iterations": p.points.vb_iterations.copy(),
+            "vb_aborted": (np.zeros(len(p.points.vb_iterations), bool) if p.points.vb_aborted is None
+                           else p.points.vb_aborted.copy()),
             "warnings": list(p.warnings),
             "timings": dict(p.timings),
         }

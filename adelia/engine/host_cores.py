@@ -23,13 +23,26 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from ..errors import ConfigurationError
+
 
 def host_workers() -> int:
     """Threads used on the CPU (``ADELIA_NUM_THREADS``, default: the number of cores this
-    process may use)."""
-    env = os.environ.get("ADELIA_NUM_THREADS")
+    process may use). A value that is not a positive integer raises ConfigurationError
+    rather than being replaced silently: the user asked for something definite."""
+    env = os.environ.get("ADELIA_NUM_THREADS", "").strip()
     if env:
-        return max(1, int(env))
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigurationError(
+                f"ADELIA_NUM_THREADS={os.environ['ADELIA_NUM_THREADS']!r} is not valid: it must be a "
+                "positive integer (the number of CPU threads adelia uses, e.g. ADELIA_NUM_THREADS=4); "
+                "unset it to use every core this process may use."
+            )
+        return n
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux

@@ -6,18 +6,20 @@ a flat factor array (``dgemm``, ``dsymm``, ``dtrsm``, ``dpotrf``, ``dpotri``). T
 from SciPy's ``scipy.linalg.cython_blas`` / ``cython_lapack`` (the same OpenBLAS numba
 itself uses). Each function's address is registered with LLVM under a fixed symbol name
 (``llvmlite.binding.add_symbol``) and called as a ``numba.types.ExternalFunction`` of
-that name: compiled code refers to the *name*, resolved when it is loaded, so
-``@njit(cache=True)`` functions that call them can be cached across processes (a ctypes
-function pointer would be baked in as an address and disable caching).
+that name: compiled code refers to the *name*, resolved when it is loaded, so the
+functions that call them can be cached across processes
+(:func:`~adelia.engine.numba_cache.cached_njit`; a ctypes function pointer would be baked
+in as an address and disable caching).
 
 Threads: SciPy's OpenBLAS starts a thread pool for large calls. Our calls are many and
 mostly medium-sized, run inside host callbacks next to XLA's own threads, and a busy
 machine turns spinning BLAS threads into slowdowns of 10× and more (measured). The
-kernels therefore set the thread count of each call site with :func:`blas_threads`: one,
-except for the large supernodes near the root when the cores are idle
-(:mod:`adelia.engine.host_cores`). It uses OpenBLAS's per-thread setting
-``openblas_set_num_threads_local`` (OpenBLAS >= 0.3.27), which leaves other threads' BLAS
-calls alone; without that symbol it does nothing.
+kernels therefore set the thread count of each call site with :func:`blas_threads` to one;
+it also keeps their results bit-identical, since OpenBLAS's results depend on its thread
+count (the kernels' parallelism is over subtrees instead, :mod:`adelia.engine.supernodal`).
+It uses OpenBLAS's per-thread setting ``openblas_set_num_threads_local``
+(OpenBLAS >= 0.3.27), which leaves other threads' BLAS calls alone; without that symbol it
+does nothing (set ``OPENBLAS_NUM_THREADS=1`` then for reproducible results).
 
 Fortran convention: every argument is a pointer. The wrappers below take Python
 scalars, a flat float64 array plus an element offset for every matrix operand, and
@@ -35,8 +37,10 @@ import os
 
 import llvmlite.binding as _llvm
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import get_cython_function_address
+
+from .numba_cache import cached_njit
 
 _PTR = types.voidptr
 
@@ -101,7 +105,7 @@ def blas_threads(n: int):
         _SET_LOCAL_THREADS(previous)
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def gemm(transa, transb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
     """C ← alpha op(A) op(B) + beta C, C m×n, op(A) m×k, op(B) k×n (column-major)."""
     if m == 0 or n == 0:
@@ -119,7 +123,7 @@ def gemm(transa, transb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, 
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def symm(side, uplo, m, n, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
     """C ← alpha A B + beta C (side L) or alpha B A + beta C (side R), A symmetric (its
     ``uplo`` triangle is read), C m×n."""
@@ -138,7 +142,7 @@ def symm(side, uplo, m, n, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, 
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def trsm(side, uplo, transa, m, n, alpha, a, a_off, lda, b, b_off, ldb):
     """B ← alpha op(A)⁻¹ B (side L) or alpha B op(A)⁻¹ (side R), A triangular with a
     non-unit diagonal, B m×n."""
@@ -157,7 +161,7 @@ def trsm(side, uplo, transa, m, n, alpha, a, a_off, lda, b, b_off, ldb):
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def potrf_lower(n, a, a_off, lda):
     """A = L Lᵀ in place (lower triangle); returns LAPACK's info (> 0: not positive definite)."""
     if n == 0:
@@ -170,7 +174,7 @@ def potrf_lower(n, a, a_off, lda):
     return ints[2]
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def potri_lower(n, a, a_off, lda):
     """Lower triangle of (L Lᵀ)⁻¹ in place of the Cholesky factor L; returns LAPACK's info."""
     if n == 0:

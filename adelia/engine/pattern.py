@@ -21,6 +21,16 @@ def _check_in_range(n: int, rows: np.ndarray, cols: np.ndarray) -> None:
         raise ValueError(f"entry ({rows.ravel()[k]}, {cols.ravel()[k]}) is out of range for an {n}x{n} matrix")
 
 
+def _unique_sorted(keys: np.ndarray) -> np.ndarray:
+    """``np.unique`` of an int64 array by sort and compare. NumPy ≥ 2.3's ``np.unique`` goes
+    through a hash table that is 20× slower than a sort on millions of spread-out keys (12.8 s
+    against 0.6 s for 3·10⁶ keys below 10¹²): the patterns of 10⁶-node models hit it."""
+    keys = np.sort(keys)
+    if keys.size:
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    return keys
+
+
 @dataclass(frozen=True, eq=False)
 class SparsePattern:
     """Lower-triangular pattern of a symmetric matrix (host-side, static).
@@ -70,7 +80,7 @@ class SparsePattern:
         d = np.arange(n, dtype=np.int64)
         lo = np.concatenate([lo, d])
         hi = np.concatenate([hi, d])
-        key = np.unique(hi * n + lo)
+        key = _unique_sorted(hi * n + lo)
         return cls(n, key % n, key // n)
 
     @classmethod

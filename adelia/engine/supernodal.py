@@ -33,12 +33,23 @@ Parallelism: supernodes in disjoint subtrees of the elimination tree touch disjo
 and read only their own subtree (factorisation) or their ancestors (selected inverse), so a
 :class:`~adelia.engine.supernodal_symbolic.SubtreeSchedule` deals the subtrees below a
 ``top`` set of ancestors to threads, each with its own workspace; ``top`` (the large
-separator supernodes near the root) runs on the calling thread with multi-threaded BLAS.
-Threads are taken only from idle cores (:mod:`adelia.engine.host_cores`).
+separator supernodes near the root) runs on the calling thread. Threads are taken only from
+idle cores (:mod:`adelia.engine.host_cores`).
+
+Determinism: the result is bit-identical whatever the number of threads, the split and
+the timing. Each supernode undergoes the same operations in the same order however the
+tree is split and whichever thread runs it (its descendants' updates in the fixed order
+of ``update_ptr``; workspace entries are written before they are read), so the split only
+changes *when* a supernode is computed, never *how*. That needs every BLAS/LAPACK call to
+run on one thread: OpenBLAS 0.3.30 gives different bits for ``dgemm``, ``dsymm``,
+``dtrsm``, ``dpotrf`` and ``dpotri`` on 1, 2, 3 or 4 threads (measured on blocks from
+64² to 1000²), so multi-threaded BLAS on ``top`` made the rw2 summaries of a
+20 000-observation fit vary by 6e-6 from run to run, with the cores free at each call.
 
 Everything here is host-side numpy/numba: :class:`SupernodalCholesky` takes a
 :class:`SparsePattern` and an ordering once, then numeric values per call. The
-compiled kernels are cached on disk by numba (``cache=True``) and release the GIL.
+compiled kernels are cached on disk by numba (:func:`~adelia.engine.numba_cache.cached_njit`)
+and release the GIL.
 """
 
 from __future__ import annotations
@@ -47,7 +58,7 @@ import contextlib
 from collections.abc import Iterator
 
 import numpy as np
-from numba import njit
+from .numba_cache import cached_njit
 
 from . import numba_lapack as la
 from .host_cores import claim_cores, kernel_threads, run_concurrently
@@ -63,7 +74,7 @@ _PARALLEL_FLOPS = 2e7
 
 
 # -- numeric factorisation -------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _scatter_values(values, value_pos, lx):
     """The lower triangle of P Q Pᵀ into the (zeroed) factor storage."""
     lx[:] = 0.0
@@ -71,7 +82,7 @@ def _scatter_values(values, value_pos, lx):
         lx[value_pos[e]] = values[e]
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _factorise(supers, super_start, row_ptr, lx_ptr, chunk_start, chunk_end, chunk_owner,
                rel_ptr, rel, update_ptr, update_chunk, lx, work):  # fmt: skip
     """Factorise the supernodes ``supers`` (increasing; their descendants done or among
@@ -137,7 +148,7 @@ def _factorise(supers, super_start, row_ptr, lx_ptr, chunk_start, chunk_end, chu
     return -1
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _logdet(super_start, row_ptr, lx_ptr, lx):
     """2 Σ_j log L_jj."""
     total = 0.0
@@ -150,7 +161,7 @@ def _logdet(super_start, row_ptr, lx_ptr, lx):
 
 
 # -- selected inversion ------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _selected_inverse(supers, super_start, row_ptr, lx_ptr, chunk_ptr, chunk_start, chunk_end,
                       chunk_target, rel_ptr, rel, lx, sx, gram, u, s21, tri):  # fmt: skip
     """Σ = L⁻ᵀ L⁻¹ on the blocks of the supernodes ``supers`` into ``sx`` (same layout as
@@ -248,7 +259,7 @@ def _selected_inverse(supers, super_start, row_ptr, lx_ptr, chunk_ptr, chunk_sta
                 sx[off + j * nrow + i] = tri[i + j * ncol]
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _gather(sx, value_pos):
     out = np.empty(value_pos.size)
     for e in range(value_pos.size):
@@ -264,7 +275,7 @@ def _gather(sx, value_pos):
 _SMALL_SOLVE = 256  # nrow · ncol · k
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _forward(super_start, row_ptr, row_idx, lx_ptr, lx, y, k_rhs, tmp):
     """y ← L⁻¹ y in place (y flat, n × k_rhs in C order; ``tmp`` holds max rows · k_rhs)."""
     for s in range(super_start.size - 1):
@@ -296,7 +307,7 @@ def _forward(super_start, row_ptr, row_idx, lx_ptr, lx, y, k_rhs, tmp):
                     y[yi + r] -= tmp[i * k_rhs + r]
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _backward(super_start, row_ptr, row_idx, lx_ptr, lx, y, k_rhs, tmp):
     """y ← L⁻ᵀ y in place (layout as :func:`_forward`)."""
     for s in range(super_start.size - 2, -1, -1):
@@ -401,21 +412,21 @@ class SupernodalCholesky:
         lx = np.empty(st.factor_size)
         _scatter_values(values, st.value_pos, lx)
 
-        def run(supers, blas_threads=1):
+        def run(supers):
             work = np.empty(self._work_size)
-            with la.blas_threads(blas_threads):
+            with la.blas_threads(1):  # one BLAS thread: bit-identical results (module doc)
                 return _factorise(
                     supers, st.super_start, st.row_ptr, st.lx_ptr, st.chunk_start, st.chunk_end, st.chunk_owner,
                     st.rel_ptr, st.rel, st.update_ptr, st.update_chunk, lx, work,
                 )  # fmt: skip
 
-        with self._split() as (plan, cores):
+        with self._split() as (plan, _):
             if plan is None:
                 failed = [run(self._all_supernodes)]
             else:
                 failed = run_concurrently([lambda p=p: run(p) for p in plan.parts if p.size])
                 if max(failed) < 0:
-                    failed.append(run(plan.top, cores))
+                    failed.append(run(plan.top))
         return None if max(failed) >= 0 else lx
 
 
@@ -437,19 +448,19 @@ class SupernodalCholesky:
         sx = np.empty(st.factor_size)
         gram_size, panel_size, tri_size = self._selinv_sizes
 
-        def run(supers, blas_threads=1):
+        def run(supers):
             gram, u, s21, tri = np.empty(gram_size), np.empty(panel_size), np.empty(panel_size), np.empty(tri_size)
-            with la.blas_threads(blas_threads):
+            with la.blas_threads(1):  # one BLAS thread: bit-identical results (module doc)
                 _selected_inverse(
                     supers, st.super_start, st.row_ptr, st.lx_ptr, st.chunk_ptr, st.chunk_start, st.chunk_end,
                     st.chunk_target, st.rel_ptr, st.rel, factor, sx, gram, u, s21, tri,
                 )  # fmt: skip
 
-        with self._split() as (plan, cores):
+        with self._split() as (plan, _):
             if plan is None:
                 run(self._all_supernodes)
             else:
-                run(plan.top, cores)
+                run(plan.top)
                 run_concurrently([lambda p=p: run(p) for p in plan.parts if p.size])
         return _gather(sx, st.value_pos)
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from .numba_cache import cached_njit
 
 from .pattern import SparsePattern
 
@@ -108,7 +108,7 @@ def _lower_rows(n, rows, cols, inv):
     return rptr, np.ascontiguousarray(lo[order])
 
 
-@njit(cache=True)
+@cached_njit()
 def _etree(n, rptr, rcol):
     """Elimination tree by Liu's algorithm with path compression; parent[root] = -1."""
     parent = np.full(n, -1, np.int64)
@@ -126,7 +126,7 @@ def _etree(n, rptr, rcol):
     return parent
 
 
-@njit(cache=True)
+@cached_njit()
 def _postorder(parent):
     """post[i] = node visited i-th in a depth-first postorder (children in index order)."""
     n = parent.size
@@ -159,7 +159,7 @@ def _postorder(parent):
     return post
 
 
-@njit(cache=True)
+@cached_njit()
 def _column_counts(n, rptr, rcol, parent, max_total):
     """|L_{*,j}| (diagonal included) by traversing every row subtree once: O(nnz(L)).
 
@@ -182,7 +182,7 @@ def _column_counts(n, rptr, rcol, parent, max_total):
 
 
 # -- supernodes ----------------------------------------------------------------------------
-@njit(cache=True)
+@cached_njit()
 def _supernode_map_and_parent(parent, starts):
     """(column → supernode, supernode → parent supernode or −1) for the supernodes whose first
     columns are ``starts`` (with n at the end), from the column elimination tree."""
@@ -199,7 +199,7 @@ def _supernode_map_and_parent(parent, starts):
     return smap, sparent
 
 
-@njit(cache=True)
+@cached_njit()
 def _relaxed_supernodes(parent, count, nrelax0, nrelax1, nrelax2, zrelax0, zrelax1, zrelax2):
     """Fundamental supernodes, then CHOLMOD's relaxed amalgamation.
 
@@ -275,7 +275,7 @@ def _relaxed_supernodes(parent, count, nrelax0, nrelax1, nrelax2, zrelax0, zrela
     return super_start, nrows
 
 
-@njit(cache=True)
+@cached_njit()
 def _supernode_rows(n, rptr, rcol, parent, super_start, nrows):
     """Sorted row structure of every supernode (rows appended in increasing k)."""
     nsuper = super_start.size - 1
@@ -305,7 +305,7 @@ def _supernode_rows(n, rptr, rcol, parent, super_start, nrows):
     return smap, row_ptr, row_idx, sparent
 
 
-@njit(cache=True)
+@cached_njit()
 def _chunks(super_start, smap, row_ptr, row_idx):
     """Update chunks and their relative row maps (module docstring, item 5)."""
     nsuper = super_start.size - 1

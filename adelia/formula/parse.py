@@ -18,12 +18,18 @@ weights. Argument names are R-INLA's in Python spelling (``scale.model`` ->
 ``scale_model``; checked against R-INLA's ``f()`` signature); dictionaries given to
 ``control.group``/``control.scopy``/``args.*`` get Python-spelled keys too, while
 ``hyper`` keeps R-INLA's names (``prec``, ``rho``, ``theta1``; ``prior``, ``param``,
-``initial``, ``fixed``). ``group=``, ``replicate=`` and ``weights=`` given as a bare name
-refer to a data column and stay the column's name (R-INLA evaluates them in the data).
+``initial``, ``fixed``). ``group=``, ``replicate=`` and ``weights=`` refer to the data
+(R-INLA evaluates them there): a column name, or an expression over columns kept as
+text (``group=as.integer(year)``), like the covariate.
 Every other bare name (``graph=g``, ``model=spde``, ``Cmatrix=C``, ``values=v``) is
 looked up in ``context`` first, then in ``namespace`` (the caller's variables, see
-:func:`caller_namespace`); ``a.b`` that is not a name there is tried as attribute ``b``
-of ``a``. Strings stay strings (``graph="scotland.graph"`` is a path).
+:func:`caller_namespace`); ``a.b`` that is not a name there is tried as element ``b``
+of the dict ``a``. Strings stay strings (``graph="scotland.graph"`` is a path).
+
+The formula is data, never code (:mod:`adelia.formula.allowed`): a name may only refer to
+data or to adelia objects -- never to a module, a function or a class -- dunder names
+are refused, and nothing in the text can reach an attribute or call anything but the R
+functions of :mod:`adelia.formula.rvalues`.
 
 Example:
     >>> spec = parse_formula('y ~ 1 + x + f(idx, model="rw2", scale.model=TRUE)')
@@ -40,6 +46,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import FormulaError, FormulaSyntaxError, did_you_mean
+from .allowed import check_value, is_dunder, nesting_guard
 from .rsyntax import (
     BinOp, Call, Name, Node, Num, Str, UnaryOp, one_line, deparse, located, parse_r,
 )
@@ -113,6 +120,12 @@ def parse_formula(formula: str, context: Mapping[str, Any] | None = None,
     """
     if not isinstance(formula, str):
         raise FormulaError(f"the formula must be a string such as 'y ~ 1 + x', not {type(formula).__name__}")
+    with nesting_guard(formula):
+        return _parse_formula(formula, context, namespace)
+
+
+def _parse_formula(formula: str, context: Mapping[str, Any] | None,
+                   namespace: Mapping[str, Any] | None) -> ModelSpec:
     node = parse_r(formula)
     if isinstance(node, BinOp) and node.op == "~":
         lhs, rhs = node.left, node.right
@@ -164,12 +177,22 @@ def parse_formula(formula: str, context: Mapping[str, Any] | None = None,
 
 
 def _summands(node: Node, sign: int = 1) -> list[tuple[int, Node]]:
-    """Top-level summands with their signs: a - b + c -> [(+, a), (-, b), (+, c)]."""
-    if isinstance(node, BinOp) and node.op in ("+", "-"):
-        return _summands(node.left, sign) + _summands(node.right, sign if node.op == "+" else -sign)
-    if isinstance(node, UnaryOp) and node.op in ("+", "-"):
-        return _summands(node.operand, sign if node.op == "+" else -sign)
-    return [(sign, node)]
+    """Top-level summands with their signs: a - b + c -> [(+, a), (-, b), (+, c)].
+
+    Iterative (a depth-first stack, right child pushed first), so that a formula with
+    thousands of terms -- a left-leaning chain of '+' that deep -- is no problem."""
+    out: list[tuple[int, Node]] = []
+    stack = [(sign, node)]
+    while stack:
+        s, n = stack.pop()
+        if isinstance(n, BinOp) and n.op in ("+", "-"):
+            stack.append((s if n.op == "+" else -s, n.right))
+            stack.append((s, n.left))
+        elif isinstance(n, UnaryOp) and n.op in ("+", "-"):
+            stack.append((s if n.op == "+" else -s, n.operand))
+        else:
+            out.append((s, n))
+    return out
 
 
 def _call_name(node: Node) -> str | None:
@@ -262,8 +285,10 @@ def _f_term(call: Call, formula: str, context: Mapping | None, namespace: Mappin
         if key in args or (key == "weights" and weights is not None):
             raise FormulaError(located(f'the argument "{a.name}" is given twice in f()',
                                        formula, a.start))
-        if key in DATA_COLUMN_ARGS and isinstance(a.value, Name) and a.value.id not in CONSTANTS:
-            value: Any = a.value.id
+        if key in DATA_COLUMN_ARGS:
+            # R-INLA evaluates these in the data: a column name, or an expression over columns
+            # (kept as text, evaluated on the data like the covariate)
+            value: Any = _column_reference(a.value)
         elif key == "model" and isinstance(a.value, Name) and a.value.id not in CONSTANTS:
             value = resolve(a.value, model_hint=True)
         else:
@@ -297,22 +322,33 @@ def _column_reference(node: Node) -> str | None:
 def _resolver(formula: str, context: Mapping | None, namespace: Mapping | None):
     maps = [m for m in (context, namespace) if m is not None]
 
+    def checked(value: Any, name: Name) -> Any:
+        try:
+            return check_value(value, name.id)
+        except FormulaError as e:
+            raise FormulaError(located(str(e), formula, name.start)) from None
+
     def resolve(name: Name, model_hint: bool = False) -> Any:
         key = name.id
+        if is_dunder(key) or any(is_dunder(part) for part in key.split(".")):
+            raise FormulaError(located(
+                f'the name "{key}" is not allowed: names that begin or end with "__" are Python '
+                "internals, which formula text cannot reach", formula, name.start))
         for m in maps:
             if key in m:
-                return m[key]
-        if "." in key:  # a Python attribute path: mymodels.spde
+                return checked(m[key], name)
+        if "." in key:  # an element of a dict: settings.hyper (never an attribute)
             head, *rest = key.split(".")
             for m in maps:
                 if head in m:
                     obj = m[head]
-                    try:
-                        for part in rest:
-                            obj = obj[part] if isinstance(obj, Mapping) else getattr(obj, part)
-                        return obj
-                    except (AttributeError, KeyError):
-                        break
+                    for part in rest:
+                        if not isinstance(obj, Mapping) or part not in obj:
+                            break
+                        obj = obj[part]
+                    else:
+                        return checked(obj, name)
+                    break
         known = [k for m in maps for k in m.keys() if isinstance(k, str) and not k.startswith("_")]
         hint = f' A model name is a string: model="{key}".' if model_hint else ""
         raise FormulaError(located(

@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, FormulaError, did_you_mean
+from ..errors import AdeliaError, DataError, FormulaError, did_you_mean
 from .rsyntax import (
     BinOp, Call, Name, Node, Num, Paren, Str, UnaryOp, deparse, format_r_number, located,
     parse_r,
 )
+from .allowed import is_dunder, nesting_guard
 from .rvalues import evaluate as evaluate_value
 
 __all__ = ["RFactor", "DataColumns", "evaluate_on_data", "level_name", "make_factor", "codes_for",
@@ -258,8 +259,9 @@ def evaluate_on_data(node: Node, columns: DataColumns, source: str, n: int) -> A
         FormulaError: a function that is not supported (listing the supported ones).
     """
     ev = _DataEvaluator(columns, source, n)
-    out = ev.eval(node)
-    return ev.full(out, node)
+    with nesting_guard(source):
+        out = ev.eval(node)
+        return ev.full(out, node)
 
 
 class _DataEvaluator:
@@ -291,6 +293,16 @@ class _DataEvaluator:
         return arr.astype(np.float64)
 
     def eval(self, node: Node) -> Any:
+        try:
+            return self._eval(node)
+        except AdeliaError:
+            raise
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError, ZeroDivisionError,
+                MemoryError) as e:
+            raise FormulaError(located(f"cannot compute {deparse(node)!r} on the data: {e}",
+                                       self.source, node.start)) from None
+
+    def _eval(self, node: Node) -> Any:
         if isinstance(node, Num):
             return np.float64(node.value)
         if isinstance(node, Str):
@@ -298,6 +310,10 @@ class _DataEvaluator:
         if isinstance(node, Name):
             if node.id in _CONSTANTS and node.id not in self.columns:
                 return _CONSTANTS[node.id]
+            if is_dunder(node.id):
+                raise FormulaError(located(
+                    f'the name "{node.id}" is not allowed: names that begin or end with "__" are '
+                    "Python internals, which formula text cannot reach", self.source, node.start))
             return self.columns.get(node.id, self.where)
         if isinstance(node, Paren):
             return self.eval(node.inner)
@@ -395,6 +411,12 @@ class _DataEvaluator:
             if "levels" in kw:
                 lv = evaluate_value(kw["levels"], self.source)
                 levels = list(lv) if isinstance(lv, (list, tuple)) else [lv]
+                if not all(isinstance(v, (str, int, float, bool)) for v in levels):
+                    raise FormulaError(located("factor(levels=) takes a vector of numbers or strings, "
+                                               "e.g. levels=c(\"a\", \"b\")", self.source, kw["levels"].start))
+                if len(set(levels)) != len(levels):
+                    raise FormulaError(located(f"factor(levels=) has duplicated levels ({levels})",
+                                               self.source, kw["levels"].start))
             return make_factor(v, levels=levels, ordered=bool(kw.get("ordered") is not None and
                                                              evaluate_value(kw["ordered"], self.source)))
         if name in SUPPORTED_FUNCTIONS:

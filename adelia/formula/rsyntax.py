@@ -165,6 +165,9 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'
             "a": "\a", "b": "\b", "f": "\f", "v": "\v", "`": "`"}
 
 
+_DIGITS = frozenset("0123456789")  # not str.isdigit: "¹" and "٣" are digits to Python, not to R
+
+
 def _is_name_start(ch: str) -> bool:
     return ch.isalpha() or ch == "." or ch == "_"
 
@@ -195,7 +198,7 @@ def tokenize(text: str, source: str | None = None, offset: int = 0) -> list[Toke
                 i += 1
             continue
         start = i
-        if ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit()):
+        if ch in _DIGITS or (ch == "." and i + 1 < n and text[i + 1] in _DIGITS):
             m = _NUMBER.match(text, i)
             lit = m.group(0)
             i = m.end()
@@ -205,10 +208,14 @@ def tokenize(text: str, source: str | None = None, offset: int = 0) -> list[Toke
             body = lit[:-1] if integer else lit
             if body.lower().startswith("0x"):
                 value: Any = int(body, 16)
-            elif integer or re.fullmatch(r"\d+", body):
-                value = int(float(body)) if integer else int(body)
-            else:
+                if value >= 2 ** 63:  # a double, as in R (Inf beyond its range)
+                    value = float(value) if value.bit_length() <= 1024 else math.inf
+            elif re.fullmatch(r"\d+", body) and len(body) <= 18:
+                value = int(body)
+            else:  # R's numbers are doubles: 1e400 is Inf, 20 digits lose the last ones
                 value = float(body)
+                if integer and math.isfinite(value) and value == math.floor(value):
+                    value = int(value)
             tokens.append(Token("num", lit, offset + start, offset + i, (value, integer)))
             continue
         if _is_name_start(ch):
@@ -296,11 +303,17 @@ _PREFIX = {"-": 100, "+": 100, "!": 40, "~": 11}
 _POSTFIX_BP = 130
 
 
+#: how deeply expressions may nest (parentheses, calls, unary operators, right operands):
+#: far beyond any formula, well within Python's recursion limit
+MAX_NESTING = 100
+
+
 class _Parser:
     def __init__(self, tokens: list[Token], source: str):
         self.tokens = tokens
         self.pos = 0
         self.source = source
+        self.depth = 0
 
     # -- helpers
     @property
@@ -332,6 +345,15 @@ class _Parser:
 
     # -- grammar
     def expression(self, min_bp: int = 0) -> Node:
+        if self.depth >= MAX_NESTING:
+            self.fail(f"the expression nests more than {MAX_NESTING} levels deep here")
+        self.depth += 1
+        try:
+            return self._expression(min_bp)
+        finally:
+            self.depth -= 1
+
+    def _expression(self, min_bp: int) -> Node:
         left = self.prefix()
         while True:
             t = self.tok

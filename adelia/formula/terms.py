@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import FormulaError
+from .allowed import nesting_guard
 from .rsyntax import BinOp, Name, Node, Num, Paren, UnaryOp, deparse, located, parse_r
 
 Term = frozenset  # of variable indices
@@ -93,6 +94,8 @@ class _Encoder:
             return self.delete([], node.operand)
         if isinstance(node, UnaryOp) and node.op == "+":
             return self.encode(node.operand)
+        if isinstance(node, BinOp) and node.op in ("+", "-"):
+            return self.sum_chain(node)
         if isinstance(node, BinOp) and node.op in _FORMULA_OPS:
             op = node.op
             if op == "-":
@@ -122,6 +125,19 @@ class _Encoder:
                                        "formulas; list the covariates", self.source, node.start))
         return [frozenset({self.var(node)})]
 
+    def sum_chain(self, node: BinOp) -> list[Term]:
+        """``a + b - c + ...`` folded left to right, without recursing down the chain: a
+        formula of thousands of terms is a left-leaning tree that deep."""
+        chain: list[tuple[str, Node]] = []
+        first: Node = node
+        while isinstance(first, BinOp) and first.op in ("+", "-"):
+            chain.append((first.op, first.right))
+            first = first.left
+        terms = self.encode(first)
+        for op, right in reversed(chain):
+            terms = _trim(terms + self.encode(right)) if op == "+" else self.delete(terms, right)
+        return terms
+
     def delete(self, left: list[Term], right_node: Node) -> list[Term]:
         self.parity = not self.parity
         right = self.encode(right_node)
@@ -137,7 +153,8 @@ class _Encoder:
                 "the power of terms (a + b)^n needs a whole number n >= 1; for the power of a "
                 "number write I(x^2)", self.source, node.right.start))
         result = left
-        for _ in range(int(exponent.value) - 1):
+        for _ in range(min(int(exponent.value), len(self.variables) + 1) - 1):
+            # beyond the number of variables the products cannot grow: (a + b)^1e9 = (a + b)^2
             result = _trim([lt | rt for lt in left for rt in result])
         return result
 
@@ -229,4 +246,5 @@ def term_codes(terms: Terms, is_factor: Callable[[int], bool]) -> list[dict[int,
 
 def parse_fixed(fixed: str) -> Terms:
     """:func:`expand_terms` of a fixed-part text such as ``"1 + x1 + I(x1*x2)"``."""
-    return expand_terms(parse_r(fixed), fixed)
+    with nesting_guard(fixed):
+        return expand_terms(parse_r(fixed), fixed)

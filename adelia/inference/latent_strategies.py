@@ -63,6 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import interpolate, special
 
+from ..engine.hoisted_jit import hoisted_jit
 from ..errors import unknown_choice
 from .constraints import constrained_solve, log_det_spd
 from .summaries import MARGINAL_GRID, Mixture, summary_columns
@@ -120,7 +121,8 @@ def _third_derivative(obs, eta, theta):
 def _kernels(model) -> dict:
     cache = getattr(model, "_latent_strategy_kernels", None)
     if cache is None:
-        cache = {"sla": jax.jit(_sla_kernel(model.laplace)), "laplace": jax.jit(_laplace_kernel(model.laplace))}
+        pool = getattr(model, "_const_pool", None)
+        cache = {"sla": hoisted_jit(_sla_kernel(model.laplace), pool), "laplace": hoisted_jit(_laplace_kernel(model.laplace), pool)}
         model._latent_strategy_kernels = cache
     return cache
 

@@ -25,12 +25,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..engine.batching import map_points
+from ..engine.hoisted_jit import hoisted_jit
 from ..errors import NumericalError
 from . import design as des
 from .constraints import constrained_solve, constraint_variance_correction
 from .hyperpar import HyperMarginal, hyperparameter_marginals
+from .memory import check_fit_memory
 from .optimize import ModeResult, find_mode, hessian_from_gradients, hessian_from_values
 from .summaries import Mixture
+from .sanity import check_fit
 from .vb import vb_correct_mean, vb_nodes
 
 
@@ -47,6 +50,18 @@ def hessian_method(d: int, n_latent: int) -> str:
     if d <= 4 and n_latent <= HESSIAN_VALUES_MAX_LATENT:
         return "values"
     return "gradients"
+
+
+def vb_abandoned_message(model, n_aborted: int, n_points: int) -> str:
+    """What to tell the user when the VB mean correction gave up (R-INLA's emergency stop)."""
+    cv = model.controls["control_vb"]
+    return (
+        f"the VB correction of the latent mean was abandoned at {n_aborted} of {n_points} integration point(s): it "
+        f"moved a node by {float(cv['emergency']):g} posterior sd or more (control_vb emergency) or met a non-finite "
+        f"value, so the Gaussian-approximation mode is used as the mean there (model with {model.graph.n_latent} "
+        "latent nodes). To force the correction raise the limit, e.g. control_vb={'emergency': 100}; to silence this, "
+        "control_vb={'enable': False}. diagnostics['vb_aborted'] lists the points."
+    )
 
 
 class NewtonWarning(UserWarning):
@@ -68,6 +83,7 @@ class PointResults:
     newton_iterations: np.ndarray
     newton_converged: np.ndarray
     vb_iterations: np.ndarray
+    vb_aborted: np.ndarray | None = None  # (K,) the VB correction gave up there (x* kept)
 
 
 @dataclass
@@ -101,8 +117,11 @@ def _point_function(model, use_vb: bool):
     lap = model.laplace
     g = model.graph
     lay = model.layout
-    nodes = vb_nodes(g)
+    cv = model.controls["control_vb"]
+    limit = np.atleast_1d(cv["f.enable.limit"])
+    nodes = vb_nodes(g, limit=int(limit[0]))
     lap.vb_nodes = nodes
+    vb_max_iter, vb_emergency = int(cv["iter.max"]), float(cv["emergency"])
     C = lap.C
 
     def point(theta_free, x0):
@@ -117,10 +136,13 @@ def _point_function(model, use_vb: bool):
         eta_var = jnp.maximum(eta_var, 0.0)
         mean = ga.mode
         vb_it = jnp.asarray(0)
+        vb_abort = jnp.asarray(False)
         if use_vb and nodes.size:
             E = jnp.zeros((g.n_latent, nodes.size)).at[jnp.asarray(nodes), jnp.arange(nodes.size)].set(1.0)
             Sigma_S, _, _ = constrained_solve(g.solver, ga.precision_values, E, C, None)
-            mean, vb_it = vb_correct_mean(lap, theta, ga.mode, Sigma_S, ga.variance, eta_var)
+            mean, vb_it, vb_abort = vb_correct_mean(
+                lap, theta, ga.mode, Sigma_S, ga.variance, eta_var, max_iter=vb_max_iter, emergency=vb_emergency
+            )
         eta_mean = g.predictor(av, mean) + jnp.asarray(model.observations.offset)
         if g.effect_map is not None:
             # the formula's own rows (R-INLA's "Predictor" beside "APredictor" = A η)
@@ -130,7 +152,7 @@ def _point_function(model, use_vb: bool):
                 eff_var = eff_var - constraint_variance_correction(g.effect_map.apply(ev, ga.W), ga.S)
             eta_mean = jnp.concatenate([eta_mean, g.effect_map.apply(ev, mean) + jnp.asarray(model.effect_offset)])
             eta_var = jnp.concatenate([eta_var, jnp.maximum(eff_var, 0.0)])
-        return lp, ga.mode, mean, ga.variance, eta_mean, eta_var, ga.status.iterations, ga.status.converged, vb_it
+        return lp, ga.mode, mean, ga.variance, eta_mean, eta_var, ga.status.iterations, ga.status.converged, vb_abort, vb_it
 
     return point
 
@@ -139,12 +161,12 @@ def _evaluate_points(model, thetas: np.ndarray, x0: np.ndarray, use_vb: bool) ->
     fn = getattr(model, "_point_fn", None)
     if fn is None or getattr(model, "_point_fn_vb", None) != use_vb:
         # one design point, compiled once: run on host threads (CPU) or vmapped (accelerators)
-        fn = map_points(jax.jit(_point_function(model, use_vb)))
+        fn = map_points(hoisted_jit(_point_function(model, use_vb), getattr(model, "_const_pool", None)))
         model._point_fn = fn
         model._point_fn_vb = use_vb
-    lp, mode, mean, var, em, ev, nit, conv, vbit = fn(thetas, jnp.asarray(x0))
+    lp, mode, mean, var, em, ev, nit, conv, vbab, vbit = fn(thetas, jnp.asarray(x0))
     full = model.layout.expand_host(thetas)
-    return PointResults(np.asarray(thetas), full, lp, mode, mean, var, em, ev, nit, conv, vbit)
+    return PointResults(np.asarray(thetas), full, lp, mode, mean, var, em, ev, nit, conv, vbit, np.asarray(vbab, dtype=bool))
 
 
 def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progress=None) -> "Posterior":
@@ -159,6 +181,8 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     timings: dict[str, float] = {}
     notes: list[str] = []
     prog = progress or Progress(enabled=verbose)
+    # the peak memory estimated from the symbolic structure: fail now, not after hours
+    check_fit_memory(model, verbose=verbose)
 
     # --- 1. the mode ---------------------------------------------------------------------------------
     theta0 = model.theta0 if cm.get("theta") is None else np.asarray(cm["theta"], dtype=float)
@@ -258,6 +282,10 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
                f"(e.g. θ = {np.round(design.theta[noconv & ~bad][0], 4).tolist()}) after step halving; results there may be inaccurate")
         warnings.warn(msg, NewtonWarning, stacklevel=3)
         notes.append(msg)
+    if use_vb and pts.vb_aborted is not None and np.any(pts.vb_aborted & ~bad):
+        msg = vb_abandoned_message(model, int(np.sum(pts.vb_aborted & ~bad)), int(np.sum(~bad)))
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        notes.append(msg)
     timings["integration"] = time.perf_counter() - t2
 
     # --- 4. weights, mlik, marginals ------------------------------------------------------------------------
@@ -291,6 +319,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         hyperparameter_marginals(theta_star, axes, pos, neg, design.theta, pts.log_post, strategy=design.strategy) if d else []
     )
     timings["marginals"] = time.perf_counter() - t3
+    check_fit(model, latent.mean(), float(mlik_i), notes, stacklevel=3)
     centre = int(np.argmax(np.all(design.z == 0, axis=1))) if d else 0
     x_mode = pts.mode[centre]
 

@@ -10,6 +10,10 @@ for the Gaussian:
 
 (T is Owen's T function). Everything here is vectorised numpy over nodes (host side, after
 the jit-compiled per-point computations): summaries for 10⁵ nodes × 45 points take a second.
+The summaries, densities and KL divergences of a :class:`Mixture` run over blocks of nodes
+(:func:`node_blocks`) so that their temporaries — (grid points × K × nodes) arrays, e.g. the
+mode's 33-point start grid and the 71-point KL quadrature — stay at ``SUMMARY_BLOCK_ELEMENTS``
+numbers whatever n is: unblocked, 10⁶ nodes × 11 points took ~6 GB for the KL column alone.
 """
 
 from __future__ import annotations
@@ -26,6 +30,35 @@ SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
 MARGINAL_GRID = np.concatenate(
     [-np.geomspace(6.0, 0.05, 21), [0.0], np.geomspace(0.05, 6.0, 21)]
 )
+
+#: the largest temporary (grid points × mixture components × nodes, float64) that the node-wise
+#: computations of a :class:`Mixture` allocate at once: 2²² numbers = 32 MiB
+SUMMARY_BLOCK_ELEMENTS = 2**22
+#: abscissae of the KL-divergence quadrature (:func:`kld_gaussian_vs`)
+_KLD_GRID = np.linspace(-7, 7, 71)
+#: standardised start grid of :meth:`Mixture.mode`
+_MODE_GRID = np.linspace(-4, 4, 33)
+
+
+def node_blocks(n: int, per_node: int):
+    """Consecutive slices of range(n) whose (per_node × block) temporaries hold at most
+    ``SUMMARY_BLOCK_ELEMENTS`` numbers (at least one node per block)."""
+    size = max(1, SUMMARY_BLOCK_ELEMENTS // max(int(per_node), 1))
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def _blockwise(fun, mixtures, n: int, per_node: int):
+    """``fun(*mixtures)`` evaluated on node blocks and concatenated along the node axis (the
+    last axis of every returned array; a dict of arrays is concatenated per key). One block
+    (n within the budget) is the unblocked call itself."""
+    slices = list(node_blocks(n, per_node))
+    if len(slices) <= 1:
+        return fun(*mixtures)
+    parts = [fun(*(m.columns(sl) for m in mixtures)) for sl in slices]
+    if isinstance(parts[0], dict):
+        return {key: np.concatenate([p[key] for p in parts], axis=-1) for key in parts[0]}
+    return np.concatenate(parts, axis=-1)
 
 
 def summary_columns(marginal, quantiles=(0.025, 0.5, 0.975)) -> dict[str, np.ndarray]:
@@ -61,6 +94,17 @@ class Mixture:
     def n(self) -> int:
         return self.loc.shape[1]
 
+    def columns(self, nodes: slice) -> "Mixture":
+        """The mixtures of the nodes ``nodes`` as views, with the same (already normalised)
+        weights and the same ``shape`` convention, so that results computed per block are
+        those of the whole."""
+        out = object.__new__(Mixture)
+        out.weights = self.weights
+        out.loc = self.loc[:, nodes]
+        out.scale = self.scale[:, nodes]
+        out.shape = None if self.shape is None else self.shape[:, nodes]
+        return out
+
     # --- component moments ------------------------------------------------------------------------
     def _component_moments(self):
         if self.shape is None:
@@ -84,6 +128,15 @@ class Mixture:
     def pdf(self, x: np.ndarray) -> np.ndarray:
         """Density at x of shape (..., n) (broadcast against the nodes)."""
         x = np.asarray(x, dtype=float)
+        if x.shape[-1:] == (self.n,) and x.ndim > 1:
+            # node blocks bound the (..., K, block) temporaries
+            lead = int(np.prod(x.shape[:-1]))
+            slices = list(node_blocks(self.n, lead * self.loc.shape[0]))
+            if len(slices) > 1:
+                return np.concatenate([self.columns(sl)._pdf(x[..., sl]) for sl in slices], axis=-1)
+        return self._pdf(x)
+
+    def _pdf(self, x: np.ndarray) -> np.ndarray:
         z = (x[..., None, :] - self.loc) / self.scale
         comp = np.exp(-0.5 * z**2) / (np.sqrt(2 * np.pi) * self.scale)
         if self.shape is not None:
@@ -127,7 +180,7 @@ class Mixture:
         mu, sd = self.mean(), self.sd()
         if self.loc.shape[0] == 1 and self.shape is None:
             return self.loc[0].copy()
-        grid = mu + sd * np.linspace(-4, 4, 33)[:, None]
+        grid = mu + sd * _MODE_GRID[:, None]
         dens = self.pdf(grid)
         x = grid[np.argmax(dens, axis=0), np.arange(self.n)]
         if self.shape is None:
@@ -152,8 +205,10 @@ class Mixture:
         return x
 
     def summary(self, quantiles=(0.025, 0.5, 0.975)) -> dict[str, np.ndarray]:
-        """R-INLA's summary columns: mean, sd, <q>quant..., mode."""
-        return summary_columns(self, quantiles)
+        """R-INLA's summary columns: mean, sd, <q>quant..., mode (over node blocks: the
+        quantile and mode iterations stop per block, when that block has converged)."""
+        per_node = _MODE_GRID.size * self.loc.shape[0]
+        return _blockwise(lambda m: summary_columns(m, quantiles), (self,), self.n, per_node)
 
     def marginal_grid(self, n_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(x, density) per node on a standardised grid: arrays of shape (n_grid, n)."""
@@ -166,8 +221,16 @@ class Mixture:
 def kld_gaussian_vs(mixture: Mixture, gaussian: Mixture) -> np.ndarray:
     """Symmetric Kullback–Leibler divergence per node between a marginal and its Gaussian
     approximation, by quadrature on a fine grid (R-INLA's ``kld`` column)."""
+    if isinstance(mixture, Mixture) and isinstance(gaussian, Mixture):
+        per_node = _KLD_GRID.size * (mixture.loc.shape[0] + gaussian.loc.shape[0])
+        if len(list(node_blocks(mixture.n, per_node))) > 1:
+            return _blockwise(_kld, (mixture, gaussian), mixture.n, per_node)
+    return _kld(mixture, gaussian)
+
+
+def _kld(mixture, gaussian) -> np.ndarray:
     mu, sd = mixture.mean(), mixture.sd()
-    z = np.linspace(-7, 7, 71)
+    z = _KLD_GRID
     x = mu + sd * z[:, None]
     p = np.maximum(mixture.pdf(x), 1e-300)
     q = np.maximum(gaussian.pdf(x), 1e-300)

@@ -57,7 +57,9 @@ def vb_correct_mean(laplace, theta, x_star, Sigma_S, var_latent, eta_var, max_it
         var_latent: (n,) constrained marginal variances (for the stopping rule).
         eta_var: (n_obs,) Var(η_i) under π_G.
     Returns:
-        (x̄, iterations).
+        (x̄, iterations, aborted): ``aborted`` is True when the iteration stopped on a
+        non-finite value or a drift ≥ ``emergency`` sd (x̄ = x* is returned then; the caller
+        reports it, see :mod:`adelia.inference.run`).
     """
     g = laplace.graph
     obs = laplace.obs
@@ -101,4 +103,4 @@ def vb_correct_mean(laplace, theta, x_star, Sigma_S, var_latent, eta_var, max_it
         return it + 1, jnp.where(ok, new, xbar), change, ok
 
     it, xbar, change, ok = jax.lax.while_loop(cond, body, (0, x_star, jnp.asarray(jnp.inf), jnp.asarray(True)))
-    return jnp.where(ok, xbar, x_star), it
+    return jnp.where(ok, xbar, x_star), it, ~ok

@@ -255,6 +255,7 @@ class Family(Likelihood):
         w = arrays.get("weights")
         if w is not None:
             self._require(observed & ~np.isfinite(w), w, "weights", "must be finite")
+            self._require(observed & (w < 0), w, "weights", "is negative; weights multiply the log-likelihood and must be >= 0")
         self._check_rows(y, arrays, observed)
 
     def _check_rows(self, y: np.ndarray, data: dict[str, np.ndarray], observed: np.ndarray) -> None:
@@ -266,7 +267,11 @@ class Family(Likelihood):
         if idx.size:
             i = int(idx[0])
             row = i if self._row_numbers is None else int(self._row_numbers[i])
-            more = f" ({idx.size - 1} more rows like it)" if idx.size > 1 else ""
+            more = ""
+            if idx.size > 1:
+                rows = idx[1:6] if self._row_numbers is None else self._row_numbers[idx[1:6]]
+                shown = ", ".join(str(int(r) + 1) for r in rows) + (", ..." if idx.size > 6 else "")
+                more = f" ({idx.size - 1} more rows like it: {shown})"
             raise DataError(f'family "{self.family}": row {row + 1}: {what} = {values[i]:g} {rule}{more}')
 
     def _require_counts(self, y: np.ndarray, observed: np.ndarray) -> None:

@@ -50,3 +50,9 @@ class PoissonLikelihood(Family):
         if "E" in data:
             E = data["E"]
             self._require(observed & ~((E >= 0) & np.isfinite(E)), E, "E", "must be non-negative and finite")
+            # R-INLA errors too: with E = 0 the Poisson mean E·exp(η) is 0, so a count y > 0 is
+            # impossible (and log E would silently be replaced)
+            self._require(
+                observed & (E == 0) & (y > 0), E, "E",
+                "with a count y > 0: a Poisson mean E·exp(η) of 0 cannot produce counts; give the row a positive E or drop it",
+            )

@@ -51,17 +51,19 @@ WEIBULL_ALPHA_SCALE = 0.1
 
 
 class _FamilyPrior(Prior):
-    """Parameter handling shared by the family priors: R-INLA's ``param`` vector, at most
-    ``len(param_names)`` values (missing ones take the defaults), else PriorError."""
+    """Parameter handling shared by the family priors: R-INLA's ``param`` vector, either
+    absent (the prior's defaults) or exactly ``len(param_names)`` values, else PriorError
+    (a partial vector is never completed from defaults silently)."""
 
     param_names: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_param(cls, param, **context) -> Prior:
         vals = [] if param is None else [float(v) for v in np.atleast_1d(np.asarray(param, dtype=float))]
-        if len(vals) > len(cls.param_names):
+        if param is not None and len(vals) != len(cls.param_names):
+            k = len(cls.param_names)
             raise PriorError(
-                f'prior "{cls.name}" takes at most {len(cls.param_names)} parameter(s) '
+                f'prior "{cls.name}" needs {k} parameter{"s" if k != 1 else ""} '
                 f"({', '.join(cls.param_names)}), got {len(vals)}: {vals}"
             )
         return cls(*vals)

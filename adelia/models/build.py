@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError, unknown_choice
+from ..errors import DataError, ModelError, unknown_choice
 from . import registry
 from .base import Component
 from .constraints import default_diagonal
@@ -141,6 +141,12 @@ def resolve_index(
     """
     where = f'f({label}, model="{model}")' if model else f"f({label}, ...)"
     kind, cov = _as_covariate(covariate, label)
+    if kind == "num" and np.any(np.isinf(cov)):
+        rows = np.flatnonzero(np.isinf(cov)) + 1
+        raise DataError(
+            f"{where}: the covariate column {label!r} is infinite at row(s) {_fmt_values(rows.tolist())}; "
+            "f() covariates must be finite (use NA for rows without this effect)"
+        )
     if values is not None:
         vkind, vals = _as_covariate(values, label)
         if vkind == "num":
@@ -225,18 +231,54 @@ def resolve_index(
     return index, ids
 
 
+def _numbers(x, name: str, label: str) -> np.ndarray:
+    """A group/replicate/weights column as a flat float array (NaN = NA), or ModelError."""
+    try:
+        return np.asarray(x, dtype=float).ravel()
+    except (TypeError, ValueError):
+        what = "numbers" if name == "weights" else "integers 1, 2, ..."
+        raise ModelError(f"f({label}, ...): {name} must be numbers, but the column holds other values "
+                         f"(e.g. strings); convert it to {what} first") from None
+
+
 def _column(x, name: str, label: str, n_rows: int) -> np.ndarray:
     """A group/replicate column as float (NaN = NA), checked to be positive integers."""
-    arr = np.asarray(x, dtype=float).ravel()
+    arr = _numbers(x, name, label)
     if arr.size == 1 and n_rows > 1:
         arr = np.full(n_rows, arr[0])
     if arr.size != n_rows:
         raise ModelError(f"f({label}, ...): {name} has {arr.size} values but the covariate has {n_rows}")
     ok = arr[~np.isnan(arr)]
-    bad = ok[(ok != np.round(ok)) | (ok < 1)]
+    bad = ok[(ok != np.round(ok)) | (ok < 1) | ~np.isfinite(ok)]
     if bad.size:
         raise ModelError(f"f({label}, ...): {name} must be integers 1, 2, ...; got {_fmt_values(np.unique(bad))}")
     return arr
+
+
+#: f() arguments that are one logical value (R's TRUE/FALSE)
+_LOGICAL_ARGUMENTS = ("constr", "cyclic", "scale_model", "adjust_for_con_comp", "compute",
+                      "vb_correct")
+#: f() arguments that are one finite number
+_NUMBER_ARGUMENTS = ("n", "nrep", "ngroup", "rankdef", "diagonal", "season_length", "order",
+                     "nrow", "ncol", "nu", "precision", "bvalue")
+
+
+def _check_argument_types(label: str, args: Mapping[str, Any]) -> None:
+    """ModelError for an f() argument of the wrong kind (``rankdef="a"``, ``constr=c(1, 2)``),
+    naming the term, the argument, the value and what it must be."""
+    for key in _LOGICAL_ARGUMENTS:
+        value = args.get(key)
+        logical = isinstance(value, (bool, np.bool_)) or (
+            isinstance(value, (int, np.integer)) and value in (0, 1))
+        if value is not None and not logical:
+            raise ModelError(f"f({label}, ...): {key} = {value!r} must be TRUE or FALSE")
+    for key in _NUMBER_ARGUMENTS:
+        value = args.get(key)
+        if value is None:
+            continue
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value):
+            raise ModelError(f"f({label}, ...): {key} = {value!r} must be one finite number")
 
 
 def build_component(term, covariate, group=None, replicate=None, weights=None, context: Mapping | None = None) -> Component:
@@ -276,6 +318,7 @@ def build_component(term, covariate, group=None, replicate=None, weights=None, c
     for key in args:
         if key not in F_ARGUMENTS:
             raise ModelError(unknown_choice(f"argument of f({label}, ...)", key, F_ARGUMENTS))
+    _check_argument_types(label, args)
     control_group = args.pop("control_group", None) or {}
     ngroup_arg = args.pop("ngroup", None)
     nrep_arg = args.pop("nrep", None)
@@ -311,7 +354,9 @@ def build_component(term, covariate, group=None, replicate=None, weights=None, c
     index = np.asarray(index, dtype=np.int64)
     ids = np.asarray(ids)
 
-    w = np.ones(index.size) if weights is None else np.nan_to_num(np.asarray(weights, dtype=float).ravel(), nan=0.0)
+    w = np.ones(index.size) if weights is None else np.nan_to_num(_numbers(weights, "weights", label), nan=0.0)
+    if not np.all(np.isfinite(w)):
+        raise ModelError(f"f({label}, ...): the weights must be finite numbers")
     if w.size != index.size:
         raise ModelError(f"f({label}, ...): the weights have {w.size} values but the covariate has {index.size}")
     if getattr(inner, "covariate_is_weight", False):

@@ -267,6 +267,14 @@ def _parse_tokens(tokens: np.ndarray, source: str) -> Graph:
     n = int(tokens[0])
     if n < 1:
         raise ModelError(f"{source}: the first number must be the number of nodes (>= 1), got {n}")
+    # every node record has at least 2 numbers (node, count): check the claimed node count against
+    # what is there before allocating anything of size n (a 30-byte file may claim 10⁹ nodes)
+    if 2 * n > tokens.size - 1:
+        raise ModelError(
+            f"{source}: the header says {n} nodes but the file holds only {tokens.size - 1} number(s) after it, "
+            f"room for at most {(tokens.size - 1) // 2} node record(s) (each node needs 'node count neighbours...'); "
+            "the node count in the first line is wrong or the file is truncated"
+        )
     # a node numbered 0 anywhere in the node records means a 0-based graph; find out by a dry run
     for offset in (0, 1):
         res = _parse_records(tokens, n, offset, source)
@@ -325,8 +333,13 @@ def _tokens_from_text(text: str, source: str) -> np.ndarray:
     try:
         vals = [int(t) for t in toks]
     except ValueError:
-        bad = next(t for t in toks if not re.fullmatch(r"[+-]?\d+", t))
-        raise ModelError(f"{source}: a graph file holds whole numbers only, found {bad!r}") from None
+        # name the line, never echo the content (the path may point at any file)
+        line = next(k for k, ln in enumerate(text.splitlines(), 1)
+                    if any(not re.fullmatch(r"[+-]?\d+", t) for t in _TOKEN.findall(ln)))
+        raise ModelError(
+            f"{source}: line {line} is not part of an R-INLA graph (a graph file holds whole numbers only: "
+            "the node count, then 'node count neighbours...' for each node)"
+        ) from None
     return np.array(vals, dtype=np.int64)
 
 

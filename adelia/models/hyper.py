@@ -285,9 +285,16 @@ def _default_param_for(prior_name: str, spec: HyperSpec, where: str) -> tuple:
 
 def _merge_param(cur: dict, spec: HyperSpec, value, where: str) -> tuple:
     vals = _as_list(value)
-    n = _n_param(canonical_prior_name(cur["prior"]))
-    if n is not None and len(vals) < n:
-        vals = vals + [None] * (n - len(vals))
+    name = canonical_prior_name(cur["prior"])
+    n = _n_param(name)
+    if n is not None and len(vals) != n:
+        # never borrow the missing ones from another prior's defaults (issue 12); an explicit
+        # NA entry (R's param = c(NA, 0.01)) still keeps the current value, as in R-INLA
+        doc = getattr(registry.PRIORS[name], "param_doc", "")
+        raise PriorError(
+            f'{where}: prior "{name}" of hyperparameter {spec.short_name!r} needs {n} '
+            f"parameter{'s' if n != 1 else ''}{f' ({doc})' if doc else ''}, got {len(vals)}: {list(vals)}"
+        )
     old = list(cur["param"])
     merged = []
     for i, v in enumerate(vals):

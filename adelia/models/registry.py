@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from typing import Any
 
 from ..errors import ModelError, PriorError, unknown_choice
 
 MODELS: dict[str, type] = {}
 PRIORS: dict[str, type] = {}
+# The registries fill while _load_all imports the model modules. Threads doing their first
+# fit at once must wait for the whole import, not see a half-filled registry ("unknown
+# latent model"): _loaded turns True only after the last import, under _load_lock. The
+# lock is re-entrant and _loading marks the importing thread, so a module that looks up a
+# model or prior while being imported returns at once instead of importing everything again.
+_load_lock = threading.RLock()
 _loaded = False
+_loading = False
 
 
 def register_model(name: str):
@@ -40,18 +48,27 @@ def register_prior(*names: str):
 
 
 def _load_all() -> None:
-    global _loaded
+    """Import every model, likelihood and SPDE module once, so that their decorators have
+    registered all models and priors (thread-safe; see ``_load_lock``)."""
+    global _loaded, _loading
     if _loaded:
         return
-    _loaded = True
-    for pkg_name in ("adelia.models", "adelia.likelihoods", "adelia.spde"):
+    with _load_lock:
+        if _loaded or _loading:  # done by another thread meanwhile, or a re-entrant call
+            return
+        _loading = True
         try:
-            pkg = importlib.import_module(pkg_name)
-        except ImportError:  # a package still being written must not break the others
-            continue
-        for info in pkgutil.iter_modules(pkg.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{pkg_name}.{info.name}")
+            for pkg_name in ("adelia.models", "adelia.likelihoods", "adelia.spde"):
+                try:
+                    pkg = importlib.import_module(pkg_name)
+                except ImportError:  # a package still being written must not break the others
+                    continue
+                for info in pkgutil.iter_modules(pkg.__path__):
+                    if not info.name.startswith("_"):
+                        importlib.import_module(f"{pkg_name}.{info.name}")
+            _loaded = True  # only now: a failed import leaves the next call to try again
+        finally:
+            _loading = False
 
 
 def model_class(name: str) -> type:
@@ -68,4 +85,7 @@ def make_prior(name: str, param: Any = None, **context: Any):
     _load_all()
     if name not in PRIORS:
         raise PriorError(unknown_choice("prior", name, PRIORS))
-    return PRIORS[name].from_param(param, **context)
+    try:
+        return PRIORS[name].from_param(param, **context)
+    except TypeError as exc:  # a wrong number of parameters for a prior without a count check
+        raise PriorError(f'prior "{name}" cannot take param={param!r}: wrong number of parameters ({exc})') from exc

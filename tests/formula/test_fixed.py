@@ -216,7 +216,8 @@ def test_names_match_r_inla_reference_results():
         spec = json.loads((case / "spec.json").read_text())
         results = json.loads((case / "results.json").read_text())
         r_names = tuple((results.get("summary_fixed") or {"name": []})["name"])
-        parsed = parse_formula(spec["formula"], context={"g": "graph", "spde": "spde"})
+        parsed = parse_formula(spec["formula"], context={"g": "graph", "spde": "spde", "tv": [0.0],
+                                                          "Z": [[0.0]]})
         if "spde" in spec:  # inla.stack data: observations and effects have different lengths
             obs = pd.read_csv(case / "data_stack_obs.csv")
             eff = pd.read_csv(case / "data_stack_effects.csv")

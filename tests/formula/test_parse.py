@@ -12,18 +12,20 @@ from adelia.formula import FTerm, ModelSpec, caller_namespace, parse_formula
 from conftest import shared_path
 
 
-class _Sentinel:
-    def __init__(self, name):
-        self.name = name
+class _Sentinel(str):
+    """A stand-in for a graph / SPDE object: a value formula names may refer to (a string),
+    recognisable by identity."""
 
     def __repr__(self):
-        return f"<{self.name}>"
+        return f"<{str.__str__(self)}>"
 
 
 SPDE = _Sentinel("spde")
 GRAPH = _Sentinel("graph")
 CMAT = _Sentinel("C")
-CONTEXT = {"g": GRAPH, "spde": SPDE, "C": CMAT, "ec": {"A": [[1, 1]], "e": [0]}, "v": [1, 2, 3]}
+ZMAT = _Sentinel("Z")
+CONTEXT = {"g": GRAPH, "spde": SPDE, "C": CMAT, "ec": {"A": [[1, 1]], "e": [0]}, "v": [1, 2, 3],
+           "tv": [0.5, 1.5, 4.0], "Z": ZMAT}
 
 
 def loggamma(a, b):
@@ -74,6 +76,21 @@ TABLE = {
         ("y", "0 + b0", False, [("s", None, SPDE, {"group": "s.group", "control_group": {"model": "ar1"}})], []),
     'Y ~ 1 + x + f(region, model="bym2", graph=g)':
         ("Y", "1 + x", True, [("region", None, "bym2", {"graph": GRAPH})], []),
+    # the reference suite's second batch
+    'Y ~ 1 + x + f(region, model="besagproper", graph=g)':
+        ("Y", "1 + x", True, [("region", None, "besagproper", {"graph": GRAPH})], []),
+    'inla.surv(time, cens) ~ sex + age + wbc + tpi':
+        ("inla.surv(time, cens)", "1 + sex + age + wbc + tpi", True, [], []),
+    'Y ~ f(diid, model="iid2d", n=92) + lag.tp + lag.tn + ct.tp + ct.tn + mr.tp + mr.tn - 1':
+        ("Y", "0 + lag.tp + lag.tn + ct.tp + ct.tn + mr.tp + mr.tn", False,
+         [("diid", None, "iid2d", {"n": 92})], []),
+    'inla.surv(time, event) ~ 1 + x': ("inla.surv(time, event)", "1 + x", True, [], []),
+    'y ~ 1 + f(t, model="ou", values=tv)':
+        ("y", "1", True, [("t", None, "ou", {"values": [0.5, 1.5, 4.0]})], []),
+    'y ~ -1 + x1 + x2': ("y", "0 + x1 + x2", False, [], []),
+    'y ~ 1 + f(node, model="rw2d", nrow=20, ncol=15)':
+        ("y", "1", True, [("node", None, "rw2d", {"nrow": 20, "ncol": 15})], []),
+    'y ~ 1 + x + f(idx, model="z", Z=Z)': ("y", "1 + x", True, [("idx", None, "z", {"Z": ZMAT})], []),
     # R-INLA documentation examples (inla.doc(...), r-inla.org)
     'y ~ f(region, model = "bym2", graph = g, scale.model = TRUE, constr = TRUE, '
     'hyper = list(phi = list(prior = "pc", param = c(0.5, 2/3), initial = -3), '
@@ -180,15 +197,18 @@ def test_namespace_and_context():
         return parse_formula(formula, namespace=caller_namespace(1))
 
     my_spde = _Sentinel("user spde")  # noqa: F841
-    assert api("y ~ 0 + b0 + f(s, model=my_spde)").f_terms[0].model.name == "user spde"
+    assert api("y ~ 0 + b0 + f(s, model=my_spde)").f_terms[0].model is my_spde
 
 
-def test_attribute_path_in_namespace():
+def test_dotted_name_is_an_element_of_a_dict_never_an_attribute():
+    spec = parse_formula("y ~ f(s, model=models.spde)", namespace={"models": {"spde": SPDE}})
+    assert spec.f_terms[0].model is SPDE
+
     class Models:
         spde = SPDE
 
-    spec = parse_formula("y ~ f(s, model=models.spde)", namespace={"models": Models})
-    assert spec.f_terms[0].model is SPDE
+    with pytest.raises(FormulaError, match='"models.spde" is not defined'):
+        parse_formula("y ~ f(s, model=models.spde)", namespace={"models": Models})
 
 
 def test_copy_overrides_model_with_warning():

@@ -260,7 +260,7 @@ def test_gaussian_fixed_hyperparameters_exact():
     y[[3, 17]] = np.nan
     lp_g, lp_e = np.log(2.0), np.log(4.0)
     res = adelia.inla(
-        f"y ~ 1 + x + f(g, model='iid', hyper=list(prec=list(initial={lp_g!r}, fixed=TRUE)))",
+        f"y ~ 1 + x + f(g, model='iid', hyper=list(prec=list(initial={float(lp_g)!r}, fixed=TRUE)))",
         pd.DataFrame({"y": y, "x": x, "g": g}),
         family="gaussian",
         control_family={"hyper": {"prec": {"initial": lp_e, "fixed": True}}},

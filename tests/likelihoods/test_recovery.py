@@ -451,7 +451,7 @@ def test_validate_names_the_user_row_of_a_subset():
     # the hook model.compile needs: validate(y[rows], data, rows=rows) names the data row
     y = np.array([1.0, np.nan, 2.0, -1.0, np.nan, -3.0])
     rows = np.flatnonzero(~np.isnan(y))
-    with pytest.raises(DataError, match=r"row 4: y = -1 .*\(1 more rows like it\)"):
+    with pytest.raises(DataError, match=r"row 4: y = -1 .*\(1 more rows like it: 6\)"):
         make_likelihood("poisson").validate(y[rows], {}, rows=rows)
     with pytest.raises(DataError, match="row 3: y = -1"):  # without rows: position in the subset
         make_likelihood("poisson").validate(y[rows], {})

@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SHARED, shared_path
+from conftest import SHARED, reference_case_params, shared_path
 
 import adelia
 
@@ -89,7 +89,7 @@ def test_names_match_rinla_small_cases(case):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ALL_CASES)
+@pytest.mark.parametrize("case", reference_case_params(ALL_CASES))
 def test_names_match_rinla_all_cases(case):
     res, ref = _fit(case)
     assert name_problems(res, ref) == []
