@@ -37,6 +37,7 @@ from .formula import fixed_design, parse_formula
 from .formula.parse import caller_namespace
 from .formula.rdata import DataColumns, evaluate_on_data, RFactor
 from .formula.response import survival_response
+from .formula.rvalues import r_to_python
 from .formula.rsyntax import parse_r
 from .formula.spec import FTerm, ModelSpec
 from .inference.laplace import LaplaceApproximation, NewtonOptions
@@ -479,6 +480,10 @@ def compile(
 
     # --- likelihoods and their hyperparameters (R-INLA order: families first) ----------------------------
     cf = control_family
+    if isinstance(cf, str):  # R text, e.g. 'list(hyper=list(prec=list(prior="pc.prec")))'
+        cf = r_to_python(cf)  # list(...) of settings, or list(list(...), ...): one per family
+        if not isinstance(cf, (Mapping, list)):
+            raise ControlError(f"control_family must be an R list(...) of settings, got {control_family!r}")
     if cf is None or isinstance(cf, Mapping):
         cf_list = [cf] * len(families) if len(families) == 1 or cf is None else [cf] + [None] * (len(families) - 1)
     else:

@@ -147,10 +147,6 @@ def evaluate(node: Node, source: str, resolve: Resolver | None = None) -> Any:
         return _Evaluator(source, resolve).eval(node)
 
 
-def _to_array(x: Any) -> np.ndarray:
-    return np.asarray(x)
-
-
 def _from_array(a: Any) -> Any:
     """numpy results back to plain Python: scalars to int/float/bool, 1-d to lists."""
     if isinstance(a, np.ndarray):
@@ -246,7 +242,10 @@ class _Evaluator:
             if node.op == "+":
                 return v
             if node.op == "!":
-                return _from_array(np.logical_not(_to_array(v)))
+                x = _numeric(v)
+                if x is None:
+                    raise self.error(f"invalid argument type to '!' in {deparse(node)!r}", node)
+                return _from_array(np.logical_not(x))
             raise self.error(f"the operator '{node.op}' cannot be used in a value", node)
         if isinstance(node, BinOp):
             return self.binop(node)
@@ -267,11 +266,10 @@ class _Evaluator:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if op in _ON_DOUBLES:
                 out = _ARITH[op](x.astype(float), y.astype(float))
-                if x.dtype.kind in "iub" and y.dtype.kind in "iub" and op != "^" or op == "^" and \
-                        x.dtype.kind in "iu" and y.dtype.kind in "iu":
-                    if np.all(np.isfinite(out)) and np.all(np.abs(out) < _EXACT_INT) and \
-                            np.all(out == np.floor(out)):
-                        out = out.astype(np.int64)
+                exact = np.all(np.isfinite(out)) and np.all(np.abs(out) < _EXACT_INT) and \
+                    np.all(out == np.floor(out))
+                if x.dtype.kind in "iub" and y.dtype.kind in "iub" and exact:
+                    out = out.astype(np.int64)  # whole numbers stay ints, as they were written
             else:
                 out = _ARITH[op](x, y)
         return _from_array(out)

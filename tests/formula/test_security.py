@@ -194,6 +194,8 @@ def test_public_entry_points_refuse_escapes(entry, canary):
         (f"y ~ 1 + I(exec({payload}))", {}),
         (f"y ~ factor(g, levels=(`__builtins__`$exec)({payload}))", {}),
         ("y ~ 1 + x", {"control_compute": f"list(dic=(`__builtins__`$exec)({payload}))"}),
+        ("y ~ 1 + x", {"control_family": f"list(hyper=(`__builtins__`$exec)({payload}))"}),
+        ("y ~ 1 + x", {"control_inla": f"list(strategy=open('{canary}', 'w'))"}),
         (f'inla.surv(y, `__class__`=x) ~ 1', {"family": "weibullsurv"}),
     ]
     for formula, kwargs in attempts:
@@ -201,6 +203,12 @@ def test_public_entry_points_refuse_escapes(entry, canary):
             fit(formula, _data(), **{"family": "poisson", **kwargs})
         with pytest.raises(FormulaError):
             fit(formula, _data(), context={}, **{"family": "poisson", **kwargs})
+
+
+def test_control_family_as_r_text():
+    model = adelia.compile("y ~ 1 + x", _data(), family="gaussian",
+                           control_family="list(hyper=list(prec=list(initial=2, fixed=TRUE)))")
+    assert model.theta_names == []  # the Gaussian precision is fixed, as the R text says
 
 
 def test_names_resolve_only_to_data_and_adelia_objects():
