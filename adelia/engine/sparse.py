@@ -349,6 +349,12 @@ class SparseSolver(Solver):
         noise = jax.random.normal(key, (n_samples, self.n), dtype=jnp.float64)
         return self.sample_from_noise(values, noise)
 
+    def release_factors(self) -> None:
+        """Drop the cached numeric factors (the symbolic analysis is kept); the next numeric
+        call factorises again. :func:`adelia.inference.run.run_inla` calls it after a fit."""
+        with self._kernels._lock:
+            self._kernels._factors.clear()
+
     # -- host-side introspection (eager, numpy) ------------------------------------------
     def fill_reducing_permutation(self, values) -> np.ndarray:
         """The factor's ordering: ``perm[i]`` = original index at factor position i, so that

@@ -19,8 +19,11 @@ points, T host threads running design points at once, m VB nodes):
 - ``workspace``: the vectors XLA keeps live inside a Newton iteration and its gradient,
   ≈ 8 · 16 (n + n_obs + nnz) per thread;
 - ``vb``: the VB mean correction's unit columns and Σ_{:,S} (two n × m arrays per thread);
+  above :data:`adelia.inference.run.VB_COLUMNS_MAX_BYTES` the correction uses products Σ v
+  on blocks of b columns instead (the block, the solver's permuted copy and result, and the
+  callback's copies: five n × b arrays per thread);
 - ``points``: the per-point modes, means and variances (3n) and predictor moments (2 n_pred),
-  twice (the threads' outputs and their stacked copy);
+  written in place into the stacked arrays (:func:`adelia.engine.batching.threaded_points`);
 - ``mixtures``: the latent and predictor marginals' locations and scales (2K (n + n_pred));
 - ``compilation``: XLA compiling the programs, ≈ 200 MB whatever the size.
 
@@ -111,6 +114,7 @@ def estimate_fit_memory(model, threads: int | None = None) -> MemoryEstimate:
         threads: design points evaluated at once (default: adelia's host threads).
     """
     from ..engine.host_cores import host_workers
+    from .run import vb_block_columns, vb_products
     from .vb import vb_nodes
 
     g = model.graph
@@ -130,8 +134,8 @@ def estimate_fit_memory(model, threads: int | None = None) -> MemoryEstimate:
         "factors": T * 2 * _F8 * L + cache,
         "programs": 1.5 * _F8 * (20 * (n + n_obs) + 4 * nnz),
         "workspace": T * _F8 * 16 * (n + n_obs + nnz),
-        "vb": T * 2 * _F8 * n * m,
-        "points": 2 * K * _F8 * (3 * n + 2 * n_pred),
+        "vb": T * _F8 * n * (5 * vb_block_columns(n, m) if vb_products(n, m) else 2 * m) if m else 0,
+        "points": K * _F8 * (3 * n + 2 * n_pred),
         "mixtures": 2 * K * _F8 * (n + n_pred),
         "compilation": COMPILATION_BYTES,
     }

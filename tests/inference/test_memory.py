@@ -107,3 +107,23 @@ def test_the_check_can_be_skipped(monkeypatch):
 def test_available_memory_reads_the_system():
     avail = memory.available_memory()
     assert avail is None or avail > 0
+
+
+def test_vb_correction_by_products_equals_the_column_path(monkeypatch):
+    """Large models run the VB correction with products Σ v instead of the n × m columns
+    Σ_{:,S} (run.vb_products); forced on a small model it must give the same posterior."""
+    from adelia.inference import run
+
+    df = _poisson_iid(3000)
+    reference = adelia.inla("y ~ x + f(g, model='iid')", df, family="poisson")
+    assert not run.vb_products(3002, 30)  # the default path above
+    monkeypatch.setattr(run, "VB_COLUMNS_MAX_BYTES", 0)
+    monkeypatch.setattr(run, "VB_BLOCK_NUMBERS", 3 * 3002)  # three unit columns per solve
+    products = adelia.inla("y ~ x + f(g, model='iid')", df, family="poisson")
+    assert np.max(products.posterior.points.vb_iterations) > 0  # the correction ran
+    for table in ("summary_fixed", "summary_hyperpar"):
+        a, b = getattr(reference, table), getattr(products, table)
+        np.testing.assert_allclose(b.to_numpy(dtype=float), a.to_numpy(dtype=float), rtol=1e-9, atol=1e-12)
+    a, b = reference.summary_random["g"], products.summary_random["g"]
+    cols = ["mean", "sd", "0.5quant"]
+    np.testing.assert_allclose(b[cols].to_numpy(), a[cols].to_numpy(), rtol=1e-9, atol=1e-9 * a["sd"].min())
