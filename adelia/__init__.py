@@ -17,6 +17,7 @@ from . import datasets
 from .api import inla
 from .likelihoods.surv import inla_surv
 from .model import Model, compile
+from .formula.rgroup import inla_group
 from .results import InlaResult
 
 from . import marginals
@@ -24,4 +25,4 @@ from . import spde
 
 __version__ = "0.1.0"
 
-__all__ = ["inla", "compile", "Model", "InlaResult", "inla_surv", "marginals", "spde", "datasets", "errors", "__version__"]
+__all__ = ["inla", "compile", "Model", "InlaResult", "inla_surv", "inla_group", "marginals", "spde", "datasets", "errors", "__version__"]

@@ -31,6 +31,7 @@ def inla(
     quantiles: Sequence[float] = (0.025, 0.5, 0.975),
     verbose: bool = False,
     context: Mapping[str, Any] | None = None,
+    na_covariates: str | None = None,
 ) -> InlaResult:
     """Fit a latent Gaussian model with INLA, as R-INLA's ``inla()`` does.
 
@@ -51,6 +52,13 @@ def inla(
         verbose: show progress during the mode search and the integration.
         context: names used inside f() (graphs, SPDE models, matrices); by default they are
             looked up in the caller's namespace.
+        na_covariates: what NA (NaN/None) in a numeric fixed-effect covariate means: "error"
+            (stop, naming the column and the rows) or "zero" (R-INLA's rule: NA is read as 0).
+            Left out: "error" for single-likelihood data, where an NA covariate is usually a
+            data error; "zero" for multi-likelihood data (several families, e.g. the layout
+            ``Y ~ -1 + mu1 + mu2`` with ``mu1 = (1,…,1, NA,…,NA)``) and when
+            ``control_predictor={"A": ...}`` is given (``inla.stack`` data), which rely on it.
+            NA in a factor is always an error, as in R-INLA.
 
     Returns:
         An :class:`InlaResult`.
@@ -82,6 +90,7 @@ def inla(
         control_vb=control_vb,
         inla_mode=inla_mode,
         context=context,
+        na_covariates=na_covariates,
         _namespace_depth=2,
     )
     pre = time.perf_counter() - t0

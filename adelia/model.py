@@ -34,6 +34,7 @@ from .engine.graph import CopyTerm, FixedEffects, LatentGraph, ThetaLayout, comp
 from .engine.hoisted_jit import hoisted_jit
 from .errors import ControlError, DataError, ModelError, unknown_choice
 from .formula import fixed_design, parse_formula
+from .formula.fixed import NA_POLICIES
 from .formula.parse import caller_namespace
 from .formula.rdata import DataColumns, evaluate_on_data, RFactor
 from .formula.response import survival_response
@@ -386,9 +387,18 @@ def compile(
     control_vb: Mapping | None = None,
     inla_mode: str = "compact",
     context: Mapping[str, Any] | None = None,
+    na_covariates: str | None = None,
     _namespace_depth: int = 1,
 ) -> Model:
-    """Compile an R-INLA formula and data into a :class:`Model` (arguments as :func:`adelia.inla`)."""
+    """Compile an R-INLA formula and data into a :class:`Model` (arguments as :func:`adelia.inla`).
+
+    ``na_covariates`` says what NA (NaN/None) in a numeric fixed-effect covariate means:
+    "error" (stop, naming the column and rows) or "zero" (R-INLA's rule: NA is read as 0).
+    Left out, it is "error" for a single-likelihood model without ``control_predictor$A``
+    and "zero" for multi-likelihood data (several families) or when ``A`` is given, whose
+    layouts (``Y ~ -1 + mu1 + mu2``, ``inla.stack``) rely on that rule. NA in a factor is
+    always an error, as in R-INLA.
+    """
     namespace = caller_namespace(_namespace_depth)
     controls = {
         "control_compute": ctl.resolve("control_compute", control_compute),
@@ -400,6 +410,8 @@ def compile(
     }
     if inla_mode not in ("compact", "classic"):
         raise ModelError(unknown_choice("inla_mode", inla_mode, ("compact", "classic")))
+    if na_covariates is not None and na_covariates not in NA_POLICIES:
+        raise ModelError(unknown_choice("na_covariates", na_covariates, NA_POLICIES))
     controls["control_inla"]["inla.mode"] = inla_mode
     spec = parse_formula(formula, context=context, namespace=namespace)
     raw = _columns_of(data)
@@ -471,7 +483,16 @@ def compile(
     y = np.where(observed, np.nansum(np.where(present, Y, 0.0), axis=1), np.nan)
 
     # --- fixed effects --------------------------------------------------------------------------------
-    fd = fixed_design(spec, data, n_rows=n_rows, na_covariates="zero" if A_pred is not None else "error")
+    # R-INLA always reads NA in a numeric fixed-effect covariate as 0. adelia does so only where
+    # a data layout relies on it: multi-likelihood data (intercepts mu1 = (1,..,1, NA,..,NA),
+    # mu2 = (NA,..,NA, 1,..,1) for Y = cbind(y1, y2)) and inla.stack data given through
+    # control_predictor$A (covariates NA on the rows of other effects). For single-likelihood
+    # data an NA covariate is usually a data error (a missing measurement silently set to 0
+    # biases the fit), so there the default stops and names the rows; na_covariates="zero"
+    # asks for R-INLA's rule explicitly.
+    if na_covariates is None:
+        na_covariates = "zero" if (A_pred is not None or len(families) > 1) else "error"
+    fd = fixed_design(spec, data, n_rows=n_rows, na_covariates=na_covariates)
     if fd.n_rows != n_rows:
         raise DataError(f"the fixed effects have {fd.n_rows} rows, expected {n_rows}")
     _check_design_scale(fd.matrix, fd.names)

@@ -175,6 +175,11 @@ def criteria_block(dic: dict | None, waic: dict | None, digits: int = 3) -> list
     return lines
 
 
+# adelia's own line after R-INLA's "Marginal log-Likelihood:" (kept verbatim, as R prints it):
+# it says which of res.mlik's two estimates that line shows.
+MLIK_NOTE = "    (the Gaussian-approximation estimate; res.mlik has both)"
+
+
 def mlik_line(log_mlik_gaussian: float, digits: int = 3) -> str:
     """R prints the second row of ``mlik`` (the Gaussian estimate)."""
     return f"Marginal log-Likelihood:  {format_number(round(float(log_mlik_gaussian), digits), digits, nsmall=2)} "
@@ -211,6 +216,7 @@ class InlaSummary:
         out = time_block(r.cpu_used, d) + fixed_block(r.summary_fixed, d) + random_block(terms)
         out += hyperpar_block(r.summary_hyperpar, d) + criteria_block(crit.get("dic"), crit.get("waic"), d)
         out.append(mlik_line(r.mlik.iloc[1], d))
+        out.append(MLIK_NOTE)
         computed = [name for key, name in (("cpo", "CPO, PIT"), ("po", "PO")) if crit.get(key)]
         if computed:
             out.append(f"{', '.join(computed)} is computed ")

@@ -337,7 +337,8 @@ def _check_missing(var: FixedVariable, v: Any, columns: DataColumns, policy: str
                 detail = f"it is NaN in rows {_row_list(miss)}"
             fix = ("R-INLA stops here too (factors may not be NA)." if isinstance(v, RFactor) else
                    'R-INLA would silently use 0 for them; adelia does not: remove or impute these '
-                   'rows, or pass na_covariates="zero" for R-INLA\'s behaviour.')
+                   'rows, or pass na_covariates="zero" to adelia.inla() / adelia.compile() '
+                   'for R-INLA\'s behaviour.')
             raise DataError(f"the fixed-effects {kind} {var.label!r} has missing values: {detail} "
                             f"(rows counted from 1). {fix}")
     if not isinstance(v, RFactor):

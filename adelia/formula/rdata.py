@@ -34,6 +34,7 @@ from .rsyntax import (
     parse_r,
 )
 from .allowed import is_dunder, nesting_guard
+from .rgroup import inla_group
 from .rvalues import evaluate as evaluate_value
 
 __all__ = ["RFactor", "DataColumns", "evaluate_on_data", "level_name", "make_factor", "codes_for",
@@ -244,7 +245,9 @@ _COMPARE = {"==": np.equal, "!=": np.not_equal, "<": np.less, ">": np.greater,
 #: functions a fixed-effects term may call
 SUPPORTED_FUNCTIONS = tuple(sorted(set(_MATH1) | {
     "I", "log", "round", "pmin", "pmax", "ifelse", "as.numeric", "as.double", "as.integer",
-    "as.character", "factor", "as.factor", "as.logical"}))
+    "as.character", "factor", "as.factor", "as.logical", "inla.group"}))
+#: inla.group's arguments, in R's order
+_INLA_GROUP_ARGS = ("x", "n", "method", "idx.only")
 
 
 def evaluate_on_data(node: Node, columns: DataColumns, source: str, n: int) -> Any:
@@ -419,6 +422,8 @@ class _DataEvaluator:
                                                self.source, kw["levels"].start))
             return make_factor(v, levels=levels, ordered=bool(kw.get("ordered") is not None and
                                                              evaluate_value(kw["ordered"], self.source)))
+        if name == "inla.group":
+            return self.inla_group(node, pos, kw)
         if name in SUPPORTED_FUNCTIONS:
             raise FormulaError(located(f"bad arguments to {name}() in {deparse(node)!r}",
                                        self.source, node.start))
@@ -427,6 +432,50 @@ class _DataEvaluator:
             f'the function "{what}()" is not supported in the fixed effects.'
             f"{did_you_mean(what, SUPPORTED_FUNCTIONS)} Supported: {', '.join(SUPPORTED_FUNCTIONS)}. "
             "Compute the covariate as a data column instead.", self.source, node.start))
+
+    def inla_group(self, node: Call, pos: list, kw: dict) -> np.ndarray:
+        """R-INLA's ``inla.group(x, n = 25, method = c("cut", "quantile"), idx.only = FALSE)``."""
+        # R matches argument names exactly, then by unique prefix (idx -> idx.only)
+        kw = {_match_arg_name(k, _INLA_GROUP_ARGS): v for k, v in kw.items()}
+        unknown = [k for k in kw if k not in _INLA_GROUP_ARGS]
+        if unknown or len(pos) > len(_INLA_GROUP_ARGS):
+            raise FormulaError(located(
+                f"bad arguments to inla.group() in {deparse(node)!r}: it takes "
+                f"{', '.join(_INLA_GROUP_ARGS)}" + (f" (not {', '.join(unknown)})" if unknown else ""),
+                self.source, node.start))
+        args = dict(zip(_INLA_GROUP_ARGS, pos))
+        for k, v in kw.items():
+            if k in args:
+                raise FormulaError(located(f"inla.group(): the argument {k} is given twice",
+                                           self.source, node.start))
+            args[k] = v
+        if "x" not in args:
+            raise FormulaError(located("inla.group() needs the covariate x", self.source, node.start))
+        x = self.numeric(self.full(self.eval(args["x"]), args["x"]), args["x"], "inla.group")
+
+        def scalar(key: str, default: Any) -> Any:
+            if key not in args:
+                return default
+            v = self.eval(args[key])
+            arr = np.asarray(v)
+            if arr.ndim != 0 and arr.size != 1:
+                raise FormulaError(located(f"inla.group(): {key} must be a single value",
+                                           self.source, args[key].start))
+            return arr.reshape(()).item()
+
+        n = scalar("n", 25)
+        if isinstance(n, str):
+            raise FormulaError(located("inla.group(): n must be a number", self.source, args["n"].start))
+        return inla_group(x, n=n, method=scalar("method", "cut"),
+                          idx_only=bool(scalar("idx.only", False)))
+
+
+def _match_arg_name(name: str, formals: tuple[str, ...]) -> str:
+    """R's argument matching: an exact formal name, else a unique prefix of one (else unchanged)."""
+    if name in formals:
+        return name
+    hits = [f for f in formals if f.startswith(name)]
+    return hits[0] if len(hits) == 1 else name
 
 
 def _factor_values(v: Any) -> Any:
