@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .allowed import check_size
 
 __all__ = ["inla_group", "match_method"]
 
@@ -57,12 +58,12 @@ def match_method(method: str) -> str:
 def _r_seq(start: float, stop: float, length_out: int) -> np.ndarray:
     """R's ``seq.int(from, to, length.out=)`` (the first half counted up, the rest down)."""
     out = np.empty(length_out)
-    out[0] = start
-    out[-1] = stop
     if length_out > 2:
         by = (stop - start) / (length_out - 1)
-        for i in range(1, length_out - 1):
-            out[i] = start + i * by if i < length_out // 2 else stop - (length_out - 1 - i) * by
+        i = np.arange(length_out)
+        out[:] = np.where(i < length_out // 2, start + i * by, stop - (length_out - 1 - i) * by)
+    out[0] = start
+    out[-1] = stop
     return out
 
 
@@ -165,6 +166,7 @@ def inla_group(x: Any, n: float = 25, method: str = "cut", idx_only: bool = Fals
         raise DataError(f"inla.group(): n must be a number, not {n!r}") from None
     if not n >= 1:
         raise DataError("inla.group(): Number of groups must be > 0")
+    check_size(n + 1, "inla.group(n=)")  # the breaks: formula text must not exhaust memory
     method = match_method(method)
     ok = ~np.isnan(arr)
     out = arr.copy()

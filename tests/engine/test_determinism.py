@@ -11,33 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
-import scipy.sparse as sp
 
 import adelia
 from adelia.engine import supernodal
 from adelia.engine.fill_ordering import fill_reducing_ordering
-from adelia.engine.pattern import SparsePattern
 from adelia.engine.supernodal import SupernodalCholesky
+from test_supernodal import dense_trailing_block
 
 
 def iid_rw2_posterior_precision(rng, n_obs=6000, n_iid=600, n_rw2=300):
-    """Lower triangle of prior + Aᵀ W A for iid + rw2 + intercept observed together:
-    eliminating the iid levels fills the rw2 block densely, so the last supernodes (the
-    ``top`` of a split) are blocks of a few hundred columns, where multi-threaded BLAS
-    rounds differently from single-threaded BLAS."""
-    n = n_iid + n_rw2 + 1
-    rows = np.repeat(np.arange(n_obs), 3)
-    cols = np.stack(
-        [rng.integers(0, n_iid, n_obs), n_iid + rng.integers(0, n_rw2, n_obs), np.full(n_obs, n - 1)], axis=1
-    ).ravel()
-    a = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n_obs, n))
-    d = sp.diags([np.ones(n_rw2 - 2), -2 * np.ones(n_rw2 - 2), np.ones(n_rw2 - 2)], [0, 1, 2], shape=(n_rw2 - 2, n_rw2))
-    prior = sp.block_diag([2.0 * sp.eye(n_iid), 5.0 * (d.T @ d) + 1e-4 * sp.eye(n_rw2), 1e-3 * sp.eye(1)])
-    q = sp.tril(sp.csr_matrix(prior + a.T @ sp.diags(rng.uniform(0.5, 2.0, n_obs)) @ a)).tocoo()
-    pattern = SparsePattern.from_entries(n, q.row, q.col)
-    values = sp.csr_matrix((q.data, (q.row, q.col)), shape=(n, n))[pattern.rows, pattern.cols].A1
-    return pattern, values
+    """prior + Aᵀ W A of iid + rw2 + intercept observed together, large enough that the
+    last supernodes (the ``top`` of a split) are dense blocks of a few hundred columns,
+    where multi-threaded BLAS rounds differently from single-threaded BLAS."""
+    return dense_trailing_block(rng, n_iid=n_iid, n_rw2=n_rw2, n_obs=n_obs, rw2_ridge=1e-4, fixed_prec=1e-3)
 
 
 def test_supernodal_kernels_do_not_depend_on_the_thread_count(rng, monkeypatch):

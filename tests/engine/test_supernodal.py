@@ -47,7 +47,8 @@ def grid_laplacian(side: int, shift: float = 0.05):
     return from_matrix(sp.kron(sp.eye(side), t) + sp.kron(t, sp.eye(side)) + shift * sp.eye(side * side))
 
 
-def dense_trailing_block(rng, n_iid: int = 150, n_rw2: int = 60, n_obs: int = 1500):
+def dense_trailing_block(rng, n_iid: int = 150, n_rw2: int = 60, n_obs: int = 1500,
+                         rw2_ridge: float = 0.1, fixed_prec: float = 0.01):
     """iid + rw2 + intercept observed together: eliminating the iid levels fills the rw2
     and fixed-effect block densely (a large last supernode: the BLAS code paths)."""
     n = n_iid + n_rw2 + 1
@@ -57,7 +58,8 @@ def dense_trailing_block(rng, n_iid: int = 150, n_rw2: int = 60, n_obs: int = 15
     ).ravel()
     a = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n_obs, n))
     d = sp.diags([np.ones(n_rw2 - 2), -2 * np.ones(n_rw2 - 2), np.ones(n_rw2 - 2)], [0, 1, 2], shape=(n_rw2 - 2, n_rw2))
-    prior = sp.block_diag([2.0 * sp.eye(n_iid), 5.0 * (d.T @ d) + 0.1 * sp.eye(n_rw2), 0.01 * sp.eye(1)])
+    prior = sp.block_diag([2.0 * sp.eye(n_iid), 5.0 * (d.T @ d) + rw2_ridge * sp.eye(n_rw2),
+                           fixed_prec * sp.eye(1)])
     return from_matrix(prior + a.T @ sp.diags(rng.uniform(0.5, 2.0, n_obs)) @ a)
 
 
