@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import FormulaError
+from ..errors import AdeliaError, FormulaError
+from .rsyntax import Node, deparse, located
 
 #: the largest vector a formula may build (10⁷ doubles = 80 MB)
 MAX_ELEMENTS = 10_000_000
@@ -61,11 +62,28 @@ def is_dunder(name: str) -> bool:
     return isinstance(name, str) and (name.startswith("__") or name.endswith("__"))
 
 
-def refuse_dunder(name: str, what: str = "name") -> None:
-    """FormulaError for a dunder ``name`` (the caller adds the caret)."""
-    if is_dunder(name):
-        raise FormulaError(f'the {what} "{name}" is not allowed: names that begin or end with "__" '
-                           "are Python internals, which formula text cannot reach")
+def dunder_message(name: str, what: str = "name") -> str:
+    """The message refusing a dunder ``name`` (the caller adds the caret)."""
+    return (f'the {what} "{name}" is not allowed: names that begin or end with "__" are Python '
+            "internals, which formula text cannot reach")
+
+
+#: errors of the arithmetic itself (bad operands, out-of-range indices, ...), which the
+#: evaluators turn into a FormulaError located at the expression that raised them
+COMPUTE_ERRORS = (TypeError, ValueError, IndexError, KeyError, OverflowError, ZeroDivisionError,
+                  MemoryError)
+
+
+@contextlib.contextmanager
+def located_compute_errors(node: Node, source: str, what: str = "") -> Iterator[None]:
+    """Re-raise :data:`COMPUTE_ERRORS` inside the block as ``cannot compute '<node>'<what>``
+    with a caret under ``node`` (adelia's own errors pass unchanged)."""
+    try:
+        yield
+    except AdeliaError:
+        raise
+    except COMPUTE_ERRORS as e:
+        raise FormulaError(located(f"cannot compute {deparse(node)!r}{what}: {e}", source, node.start)) from None
 
 
 def _from_adelia(value: Any) -> bool:

@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import FormulaError, FormulaSyntaxError, did_you_mean
-from .allowed import check_value, is_dunder, nesting_guard
+from .allowed import check_value, dunder_message, is_dunder, nesting_guard
 from .rsyntax import (
     BinOp, Call, Name, Node, Num, Str, UnaryOp, one_line, deparse, located, parse_r,
 )
@@ -290,7 +290,12 @@ def _f_term(call: Call, formula: str, context: Mapping | None, namespace: Mappin
             # (kept as text, evaluated on the data like the covariate)
             value: Any = _column_reference(a.value)
         elif key == "model" and isinstance(a.value, Name) and a.value.id not in CONSTANTS:
-            value = resolve(a.value, model_hint=True)
+            try:  # not through evaluate(), which checks what names resolve to: checked here
+                value = check_value(resolve(a.value, model_hint=True), a.value.id)
+            except FormulaError as e:
+                if "\n" in str(e):  # already located
+                    raise
+                raise FormulaError(located(str(e), formula, a.value.start)) from None
         else:
             value = evaluate(a.value, formula, resolve)
         if key in NORMALISED_DICT_ARGS and isinstance(value, dict):
@@ -322,21 +327,13 @@ def _column_reference(node: Node) -> str | None:
 def _resolver(formula: str, context: Mapping | None, namespace: Mapping | None):
     maps = [m for m in (context, namespace) if m is not None]
 
-    def checked(value: Any, name: Name) -> Any:
-        try:
-            return check_value(value, name.id)
-        except FormulaError as e:
-            raise FormulaError(located(str(e), formula, name.start)) from None
-
     def resolve(name: Name, model_hint: bool = False) -> Any:
         key = name.id
         if is_dunder(key) or any(is_dunder(part) for part in key.split(".")):
-            raise FormulaError(located(
-                f'the name "{key}" is not allowed: names that begin or end with "__" are Python '
-                "internals, which formula text cannot reach", formula, name.start))
+            raise FormulaError(located(dunder_message(key), formula, name.start))
         for m in maps:
             if key in m:
-                return checked(m[key], name)
+                return m[key]
         if "." in key:  # an element of a dict: settings.hyper (never an attribute)
             head, *rest = key.split(".")
             for m in maps:
@@ -347,7 +344,7 @@ def _resolver(formula: str, context: Mapping | None, namespace: Mapping | None):
                             break
                         obj = obj[part]
                     else:
-                        return checked(obj, name)
+                        return obj
                     break
         known = [k for m in maps for k in m.keys() if isinstance(k, str) and not k.startswith("_")]
         hint = f' A model name is a string: model="{key}".' if model_hint else ""

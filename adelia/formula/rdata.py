@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import AdeliaError, DataError, FormulaError, did_you_mean
+from ..errors import DataError, FormulaError, did_you_mean
 from .rsyntax import (
     BinOp, Call, Name, Node, Num, Paren, Str, UnaryOp, deparse, format_r_number, located,
     parse_r,
 )
-from .allowed import is_dunder, nesting_guard
+from .allowed import dunder_message, is_dunder, located_compute_errors, nesting_guard
 from .rgroup import inla_group
 from .rvalues import evaluate as evaluate_value
 
@@ -296,14 +296,8 @@ class _DataEvaluator:
         return arr.astype(np.float64)
 
     def eval(self, node: Node) -> Any:
-        try:
+        with located_compute_errors(node, self.source, " on the data"):
             return self._eval(node)
-        except AdeliaError:
-            raise
-        except (TypeError, ValueError, IndexError, KeyError, OverflowError, ZeroDivisionError,
-                MemoryError) as e:
-            raise FormulaError(located(f"cannot compute {deparse(node)!r} on the data: {e}",
-                                       self.source, node.start)) from None
 
     def _eval(self, node: Node) -> Any:
         if isinstance(node, Num):
@@ -314,9 +308,7 @@ class _DataEvaluator:
             if node.id in _CONSTANTS and node.id not in self.columns:
                 return _CONSTANTS[node.id]
             if is_dunder(node.id):
-                raise FormulaError(located(
-                    f'the name "{node.id}" is not allowed: names that begin or end with "__" are '
-                    "Python internals, which formula text cannot reach", self.source, node.start))
+                raise FormulaError(located(dunder_message(node.id), self.source, node.start))
             return self.columns.get(node.id, self.where)
         if isinstance(node, Paren):
             return self.eval(node.inner)

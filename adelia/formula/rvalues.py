@@ -50,8 +50,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import AdeliaError, FormulaError, did_you_mean
-from .allowed import check_size, check_value, is_dunder, nesting_guard, refuse_dunder
+from ..errors import FormulaError, did_you_mean
+from .allowed import (
+    check_size, check_value, dunder_message, is_dunder, located_compute_errors, nesting_guard,
+)
 from .rsyntax import (
     BinOp, Call, Index, Name, Node, Num, Paren, PyDict, PyList, PyTuple, Str, UnaryOp,
     deparse, format_r_number, located, parse_r,
@@ -114,8 +116,8 @@ def r_to_python(text: str, *, normalise_keys: bool = False,
     resolve = None
     if names is not None:
         def resolve(name: Name) -> Any:
-            if name.id in names and not is_dunder(name.id):
-                return check_value(names[name.id], name.id)
+            if name.id in names:
+                return names[name.id]  # dunders refused and the value checked by the evaluator
             raise FormulaError(located(
                 f'name "{name.id}" is not defined.{did_you_mean(name.id, names)}', text, name.start))
     value = evaluate(node, text, resolve)
@@ -136,7 +138,7 @@ def evaluate(node: Node, source: str, resolve: Resolver | None = None) -> Any:
         source: the text shown (with a caret) in error messages.
         resolve: called with a :class:`Name` node for names that are not R constants;
             returns the value or raises. ``None``: unknown names are errors. What it
-            returns must be data (:func:`~adelia.formula.allowed.check_value` checks again).
+            returns is checked to be data (:func:`~adelia.formula.allowed.check_value`).
 
     Raises:
         FormulaError: anything that is not a value computation (see the module doc), with a
@@ -191,20 +193,14 @@ class _Evaluator:
         return FormulaError(located(message, self.source, node.start))
 
     def eval(self, node: Node) -> Any:
-        try:
+        with located_compute_errors(node, self.source):
             return self._eval(node)
-        except AdeliaError:
-            raise
-        except (TypeError, ValueError, IndexError, KeyError, OverflowError, ZeroDivisionError,
-                MemoryError) as e:
-            raise self.error(f"cannot compute {deparse(node)!r}: {e}", node) from None
 
     def name(self, node: Name) -> Any:
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
         if is_dunder(node.id):
-            raise self.error(f'the name "{node.id}" is not allowed: names that begin or end with '
-                             '"__" are Python internals, which formula text cannot reach', node)
+            raise self.error(dunder_message(node.id), node)
         if self.resolve is None:
             raise self.error(f'unknown name "{node.id}" (only constants are allowed here)', node)
         try:
@@ -302,8 +298,7 @@ class _Evaluator:
         else:
             raise self.error(f"'{node.op}' needs a name on its right, e.g. x{node.op}prec", node.right)
         if is_dunder(key):
-            raise self.error(f'the element "{key}" is not allowed: names that begin or end with "__" '
-                             "are Python internals, which formula text cannot reach", node.right)
+            raise self.error(dunder_message(key, "element"), node.right)
         if isinstance(obj, Mapping):
             if key in obj:
                 return check_value(obj[key], f"{deparse(node.left)}{node.op}{key}")

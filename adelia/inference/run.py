@@ -141,7 +141,7 @@ def _point_function(model, use_vb: bool):
     lap.vb_nodes = nodes
     vb_max_iter, vb_emergency = int(cv["iter.max"]), float(cv["emergency"])
     C = lap.C
-    vb_columns = use_vb and vb_products(g.n_latent, nodes.size)
+    vb_by_products = use_vb and vb_products(g.n_latent, nodes.size)
 
     def point(theta_free, x0):
         theta = lay.expand(theta_free)
@@ -156,7 +156,7 @@ def _point_function(model, use_vb: bool):
         mean = ga.mode
         vb_it = jnp.asarray(0)
         vb_abort = jnp.asarray(False)
-        if use_vb and nodes.size and not vb_columns:
+        if use_vb and nodes.size and not vb_by_products:
             E = jnp.zeros((g.n_latent, nodes.size)).at[jnp.asarray(nodes), jnp.arange(nodes.size)].set(1.0)
             Sigma_S, _, _ = constrained_solve(g.solver, ga.precision_values, E, C, None)
             mean, vb_it, vb_abort = vb_correct_mean(
