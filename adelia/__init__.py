@@ -16,8 +16,10 @@ from . import errors
 from . import datasets
 from .api import inla
 from .likelihoods.surv import inla_surv
+from .likelihoods.coxph import inla_coxph
 from .model import Model, compile
 from .formula.rgroup import inla_group
+from .lincomb import make_lincomb, make_lincombs
 from .results import InlaResult
 
 from . import marginals
@@ -25,4 +27,4 @@ from . import spde
 
 __version__ = "0.1.0"
 
-__all__ = ["inla", "compile", "Model", "InlaResult", "inla_surv", "inla_group", "marginals", "spde", "datasets", "errors", "__version__"]
+__all__ = ["inla", "compile", "Model", "InlaResult", "inla_surv", "inla_coxph", "inla_group", "make_lincomb", "make_lincombs", "marginals", "spde", "datasets", "errors", "__version__"]

@@ -9,6 +9,7 @@ from typing import Any
 from .model import check_quantiles
 from .model import compile as compile_model
 from .results import InlaResult
+from .user_warnings import fit_scope
 
 
 def inla(
@@ -32,6 +33,8 @@ def inla(
     verbose: bool = False,
     context: Mapping[str, Any] | None = None,
     na_covariates: str | None = None,
+    lincomb=None,
+    control_hazard: Mapping | None = None,
 ) -> InlaResult:
     """Fit a latent Gaussian model with INLA, as R-INLA's ``inla()`` does.
 
@@ -59,6 +62,13 @@ def inla(
             ``Y ~ -1 + mu1 + mu2`` with ``mu1 = (1,…,1, NA,…,NA)``) and when
             ``control_predictor={"A": ...}`` is given (``inla.stack`` data), which rely on it.
             NA in a factor is always an error, as in R-INLA.
+        control_hazard: R-INLA's ``control.hazard`` for ``family="coxph"`` (baseline hazard:
+            model "rw1"/"rw2", n.intervals=15, cutpoints, constr, hyper, scale.model,
+            strata.name); see :mod:`adelia.likelihoods.coxph`.
+        lincomb: linear combinations of the latent field (R-INLA's ``lincomb=``):
+            ``adelia.make_lincomb(...)``, a list of them or a dict name -> combination (e.g.
+            ``adelia.make_lincombs(...)``); results in ``summary_lincomb_derived`` and
+            ``marginals_lincomb_derived`` (see :mod:`adelia.lincomb`).
 
     Returns:
         An :class:`InlaResult`.
@@ -70,34 +80,37 @@ def inla(
         >>> round(res.summary_fixed.loc["x2", "mean"], 2)
         1.07
     """
-    t0 = time.perf_counter()
-    quantiles = check_quantiles(quantiles)
-    model = compile_model(
-        formula,
-        data,
-        family=family,
-        E=E,
-        Ntrials=Ntrials,
-        offset=offset,
-        weights=weights,
-        scale=scale,
-        control_compute=control_compute,
-        control_predictor=control_predictor,
-        control_family=control_family,
-        control_fixed=control_fixed,
-        control_inla=control_inla,
-        control_mode=control_mode,
-        control_vb=control_vb,
-        inla_mode=inla_mode,
-        context=context,
-        na_covariates=na_covariates,
-        _namespace_depth=2,
-    )
-    pre = time.perf_counter() - t0
-    from .inference.run import run_inla
+    with fit_scope():  # each kind of warning once per fit, at the user's line
+        t0 = time.perf_counter()
+        quantiles = check_quantiles(quantiles)
+        model = compile_model(
+            formula,
+            data,
+            family=family,
+            E=E,
+            Ntrials=Ntrials,
+            offset=offset,
+            weights=weights,
+            scale=scale,
+            control_compute=control_compute,
+            control_predictor=control_predictor,
+            control_family=control_family,
+            control_fixed=control_fixed,
+            control_inla=control_inla,
+            control_mode=control_mode,
+            control_vb=control_vb,
+            inla_mode=inla_mode,
+            context=context,
+            na_covariates=na_covariates,
+            lincomb=lincomb,
+            control_hazard=control_hazard,
+            _namespace_depth=2,
+        )
+        pre = time.perf_counter() - t0
+        from .inference.run import run_inla
 
-    t1 = time.perf_counter()
-    posterior = run_inla(model, quantiles=quantiles, verbose=verbose)
-    running = time.perf_counter() - t1
-    res = InlaResult(model, posterior, quantiles=quantiles, cpu_used={"Pre": pre, "Running": running, "Post": 0.0})
+        t1 = time.perf_counter()
+        posterior = run_inla(model, quantiles=quantiles, verbose=verbose)
+        running = time.perf_counter() - t1
+        res = InlaResult(model, posterior, quantiles=quantiles, cpu_used={"Pre": pre, "Running": running, "Post": 0.0})
     return res

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "compute.initial.values": True,
         "interpolator": "auto",
         "numint.maxfeval": 100000,
+        "lincomb.derived.correlation.matrix": False,
         # "compact" (R-INLA's default: fixed designs, Gaussian + VB marginals) or "classic"
         # (adaptive dz/diff.logdens grid for d ≤ 2, simplified Laplace): R-INLA's inla.mode
         "inla.mode": "compact",
@@ -110,7 +111,7 @@ _VALID_CHOICES = {
 #: keys whose value is a boolean (R's TRUE/FALSE; the strings "TRUE"/"FALSE"/"T"/"F" accepted)
 _BOOLEAN_KEYS = {
     "control_inla": ("stupid.search", "use.directions", "compute.initial.values", "vb.correction",
-                     "memory.check"),
+                     "memory.check", "lincomb.derived.correlation.matrix"),
     "control_compute": (
         "dic", "waic", "cpo", "po", "config", "mlik", "return.marginals", "return.marginals.predictor",
         "hyperpar", "graph", "internal.opt", "save.memory",

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,6 +32,7 @@ from .engine.batching import map_points, on_host
 from .engine.graph import CopyTerm, FixedEffects, LatentGraph, ThetaLayout, compile_graph
 from .engine.hoisted_jit import hoisted_jit
 from .errors import ControlError, DataError, ModelError, unknown_choice
+from .user_warnings import fit_scope, warn
 from .formula import fixed_design, parse_formula
 from .formula.fixed import NA_POLICIES
 from .formula.parse import caller_namespace
@@ -258,6 +258,7 @@ class Model:
     y: np.ndarray
     n_rows: int
     effect_offset: np.ndarray | None = None  # the formula's offset on its own rows (stack models)
+    lincombs: Any = None  # adelia.lincomb.LincombDesign of lincomb= (None without)
 
     def __post_init__(self):
         self._x_warm = np.zeros(self.graph.n_latent)
@@ -294,8 +295,9 @@ class Model:
     def hyperparameters(self) -> list[Hyperparameter]:
         return [self.layout.hyperparameters[i] for i in self.free]
 
-    def _theta(self, theta) -> jax.Array:
-        theta = jnp.atleast_1d(jnp.asarray(theta, dtype=jnp.float64))
+    def _theta(self, theta) -> np.ndarray:
+        # NumPy, not jnp: an eager jnp operation is a small program of its own to compile
+        theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
         if theta.shape != (self.free.size,):
             raise ValueError(f"θ must have shape ({self.free.size},) (one value per free hyperparameter: {self.theta_names}), got {theta.shape}")
         return theta
@@ -357,7 +359,8 @@ class Model:
         from .results import InlaResult
 
         quantiles = check_quantiles(quantiles)
-        posterior = run_inla(self, quantiles=quantiles, verbose=verbose)
+        with fit_scope():
+            posterior = run_inla(self, quantiles=quantiles, verbose=verbose)
         return InlaResult(self, posterior, quantiles=quantiles)
 
     def __repr__(self) -> str:
@@ -388,6 +391,8 @@ def compile(
     inla_mode: str = "compact",
     context: Mapping[str, Any] | None = None,
     na_covariates: str | None = None,
+    lincomb=None,
+    control_hazard: Mapping | str | None = None,
     _namespace_depth: int = 1,
 ) -> Model:
     """Compile an R-INLA formula and data into a :class:`Model` (arguments as :func:`adelia.inla`).
@@ -397,9 +402,22 @@ def compile(
     Left out, it is "error" for a single-likelihood model without ``control_predictor$A``
     and "zero" for multi-likelihood data (several families) or when ``A`` is given, whose
     layouts (``Y ~ -1 + mu1 + mu2``, ``inla.stack``) rely on that rule. NA in a factor is
-    always an error, as in R-INLA.
+    always an error, as in R-INLA. ``lincomb``: linear combinations (:mod:`adelia.lincomb`),
+    their effect names resolved here against the compiled model. ``control_hazard``
+    (R-INLA's ``control.hazard``): the baseline hazard of ``family="coxph"``
+    (:mod:`adelia.likelihoods.coxph`).
     """
     namespace = caller_namespace(_namespace_depth)
+    if "coxph" in ([family] if isinstance(family, str) else list(family)):
+        # R-INLA's inla() calls itself on inla.coxph()'s expanded data, a Poisson model
+        from .likelihoods.coxph import coxph_call
+
+        cox = coxph_call(formula, data, family, control_hazard, control_predictor, E=E, Ntrials=Ntrials,
+                         offset=offset, weights=weights, scale=scale, context=context)
+        formula, data, family, E, Ntrials = cox.formula, cox.data, cox.family, cox.E, None
+        offset, weights, scale, context = cox.offset, cox.weights, cox.scale, cox.context
+    elif control_hazard is not None:
+        raise ModelError('control_hazard is only used by family "coxph"')
     controls = {
         "control_compute": ctl.resolve("control_compute", control_compute),
         "control_predictor": ctl.resolve("control_predictor", control_predictor),
@@ -532,7 +550,7 @@ def compile(
             if arr is not None and nm in names:
                 fdata[nm] = np.asarray(arr, dtype=float)[rows]
             elif arr is not None and nm not in names and nm in ("E", "Ntrials", "scale") and len(families) == 1:
-                warnings.warn(f'{nm}= is not used by family "{fam}" and is ignored', UserWarning, stacklevel=3)
+                warn(f'{nm}= is not used by family "{fam}" and is ignored', UserWarning)
         lik.validate(y[rows], fdata, rows=rows)
         tidx = []
         for h in lik.hyperparameters:
@@ -593,7 +611,13 @@ def compile(
         NewtonOptions(max_iter=int(ci["newton.max.iter"]), tol=float(ci["newton.tol"])),
     )
     effect_offset = np.zeros(n_rows) if fd.offset is None else np.asarray(fd.offset, dtype=float)
-    return Model(spec, graph, observations, layout, laplace, controls, tuple(fd.names), tuple(families), y, n_rows, effect_offset)
+    lincombs = None
+    if lincomb is not None:
+        from .lincomb import resolve_lincombs
+
+        lincombs = resolve_lincombs(lincomb, graph, has_stack_A=A_pred is not None)
+    return Model(spec, graph, observations, layout, laplace, controls, tuple(fd.names), tuple(families), y, n_rows, effect_offset,
+                 lincombs)
 
 
 def _block_structure(components, fixed, solver: str):

@@ -31,6 +31,8 @@ MODEL_NAMES = {
     "ar1": "AR1 model",
     "ar": "AR(p) model",
     "besag": "Besags ICAR model",
+    "besagproper": "Proper version of Besags ICAR model",
+    "rw2d": "Random walk 2D",
     "bym": "BYM model",
     "bym2": "BYM2 model",
     "seasonal": "Seasonal model",
@@ -40,6 +42,12 @@ MODEL_NAMES = {
     "linear": "Linear model",
     "spde2": "SPDE2 model",
     "copy": "Copy",
+    "iid2d": "IID2D model",
+    "iid3d": "IID3D model",
+    "iid4d": "IID4D model",
+    "iid5d": "IID5D model",
+    "z": "Z model",
+    "ou": "Ornstein-Uhlenbeck model",
 }
 
 LINE_WIDTH = 80

@@ -55,7 +55,8 @@ class InlaResult(Mapping):
     _R_NAMES = (
         "summary.fixed", "summary.random", "summary.hyperpar", "internal.summary.hyperpar",
         "marginals.fixed", "marginals.random", "marginals.hyperpar", "internal.marginals.hyperpar",
-        "summary.linear.predictor", "summary.fitted.values", "mlik", "dic", "waic", "cpo", "po",
+        "summary.linear.predictor", "summary.fitted.values", "summary.lincomb.derived", "marginals.lincomb.derived",
+        "mlik", "dic", "waic", "cpo", "po",
         "mode", "cpu.used", "misc", "diagnostics",
     )
 
@@ -255,6 +256,37 @@ class InlaResult(Mapping):
                 out[c][rows] = s[c]
         return _table(out, self.quantiles, self._predictor_names("fitted."))
 
+    # --- linear combinations (lincomb=) ------------------------------------------------------------------------
+    @cached_property
+    def summary_lincomb_derived(self) -> pd.DataFrame | None:
+        """Summaries of the linear combinations given as ``lincomb=`` (R-INLA's
+        ``summary.lincomb.derived``): rows named as the combinations ("lc1", ... when unnamed),
+        columns ID, mean, sd, quantiles, mode, kld; None without lincombs. Each is the mixture
+        over the design of the Gaussians N(a'μ̃_k, a'Σ_k a) (:mod:`adelia.inference.lincomb`)."""
+        lc = self.posterior.lincomb
+        if lc is None:
+            return None
+        mix = lc.marginals
+        df = _table(mix.summary(self.quantiles), self.quantiles, list(lc.names), self._kld(mix))
+        df.insert(0, "ID", np.arange(1, len(lc.names) + 1))
+        return df
+
+    @cached_property
+    def marginals_lincomb_derived(self) -> dict[str, xr.DataArray] | None:
+        """Posterior density of each linear combination: an xarray DataArray over ``x``."""
+        lc = self.posterior.lincomb
+        if lc is None:
+            return None
+        x, y = lc.marginals.marginal_grid()
+        return {nm: xr.DataArray(y[:, j], coords={"x": x[:, j]}, dims="x", name=nm) for j, nm in enumerate(lc.names)}
+
+    def _lincomb_matrix(self, which: str) -> pd.DataFrame | None:
+        lc = self.posterior.lincomb
+        if lc is None or lc.covariance is None:
+            return None
+        m = lc.covariance if which == "covariance" else lc.correlation
+        return pd.DataFrame(m, index=list(lc.names), columns=list(lc.names))
+
     # --- scalars ----------------------------------------------------------------------------------------------
     @property
     def mlik(self) -> pd.Series:
@@ -319,6 +351,10 @@ class InlaResult(Mapping):
                 "Qinv_diag": p.points.var,
             },
             "warnings": list(p.warnings),
+            # R-INLA's misc$lincomb.derived.{correlation,covariance}.matrix (control_inla
+            # lincomb.derived.correlation.matrix=True): rows and columns named as the combinations
+            "lincomb.derived.correlation.matrix": self._lincomb_matrix("correlation"),
+            "lincomb.derived.covariance.matrix": self._lincomb_matrix("covariance"),
         }
 
     @property

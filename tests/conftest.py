@@ -19,16 +19,6 @@ if os.environ.get("ADELIA_SHARED"):
 #: does not have yet: tests walking every case mark them strict xfail with this reason, and
 #: the entry goes when the feature lands
 MISSING_FEATURE = {
-    "besagproper_germany": 'the latent model "besagproper"',
-    "coxph_leuk": 'the family "coxph"',
-    "iid2d_bivmeta": 'the latent model "iid2d"',
-    "lincomb_seeds": "linear combinations (adelia.make_lincomb, lincomb=)",
-    "loglogistic_surv": 'the family "loglogisticsurv"',
-    "ou_irregular": 'the latent model "ou"',
-    "pom_ordinal": 'the family "pom"',
-    "rw2d_lattice": 'the latent model "rw2d"',
-    "z_random_slopes": 'the latent model "z"',
-    "zib1_sim": 'the family "zeroinflatedbinomial1"',
 }
 
 

@@ -11,7 +11,9 @@ selected inverse costs 1.6-2.2× our factorisation, which is itself 3-5× faster
 CHOLMOD's (single-threaded BLAS), so a gradient costs less than one CHOLMOD
 factorisation used to.
 
-Each operation is a ``jax.pure_callback`` into numpy-level host kernels. A matrix that
+Each operation is an XLA FFI call into numpy-level host kernels (:mod:`adelia.engine.host_call`:
+by the pattern's fingerprint, not a Python pointer, so that programs calling them are cached
+on disk and shared between models of the same pattern). A matrix that
 is not positive definite gives ``logdet = -inf`` and NaN solves, selected inverses and
 samples, never an exception (an exception would abort a jitted Newton iteration or a
 vmapped batch of integration points); non-finite values give a NaN logdet.
@@ -30,11 +32,11 @@ cotangent of the *stored* value (an off-diagonal value sets Q_ij and Q_ji):
     d log|Q| = tr(Q⁻¹ dQ)  ->  v̄_k = ḡ Σ_k (2 if off-diagonal else 1),  Σ = Q⁻¹ on the pattern
     x = Q⁻¹ b, b̄ = Q⁻¹ x̄    ->  v̄_k = −(b̄_i x_j + b̄_j x_i) (i ≠ j),  −b̄_i x_i (i = j)
 
-Batching: every callback uses ``vmap_method="expand_dims"`` and loops over the
+Batching: every call uses ``vmap_method="expand_dims"`` and loops over the
 batch in one host call (one factorisation per batch element, none when the
 values are shared), so ``jax.vmap`` works at any nesting depth.
 
-Threads: XLA may run host callbacks on several threads at once. The numeric kernels
+Threads: XLA may run host calls on several threads at once. The numeric kernels
 release the GIL and allocate their own workspace; only the factor cache and the lazy
 symbolic analysis are guarded by a per-solver lock, so callbacks on
 different values (or different solvers) factorise concurrently. A large factorisation or
@@ -44,9 +46,9 @@ the idle cores (:mod:`adelia.engine.host_cores`).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
-from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +56,7 @@ import numpy as np
 
 from ..errors import NotPositiveDefiniteError, NumericalError
 from .fill_ordering import fill_reducing_ordering
+from .host_call import host_call, register_kernels, registered_kernels
 from .pattern import SparsePattern
 from .solver import Solver
 from .supernodal import SupernodalCholesky
@@ -150,33 +153,14 @@ class _SupernodalKernels:
         return (np.ascontiguousarray(self.cholesky.backward(factor, noise.T).T),)
 
 
-def _host_batched(kernel: Callable, core_ndims: Sequence[int], out_core_shapes: Sequence[tuple]):
-    """Wrap a one-matrix host kernel so it accepts leading batch axes on every argument.
-
-    Under ``vmap_method="expand_dims"`` each vmap level adds one leading axis to every
-    argument (size 1 where unbatched); results must carry the full broadcast batch shape.
-    """
-
-    def host(*args):
-        args = [np.asarray(a, dtype=np.float64) for a in args]
-        batch = np.broadcast_shapes(*(a.shape[: a.ndim - k] for a, k in zip(args, core_ndims)))
-        args = [np.broadcast_to(a, batch + a.shape[a.ndim - k :]) for a, k in zip(args, core_ndims)]
-        outs = [np.empty(batch + tuple(s), dtype=np.float64) for s in out_core_shapes]
-        for idx in np.ndindex(*batch):
-            results = kernel(*(np.ascontiguousarray(a[idx]) for a in args))
-            for out, res in zip(outs, results):
-                out[idx] = res
-        return tuple(outs)
-
-    return host
-
-
-def _callback(kernel: Callable, out_core_shapes: Sequence[tuple], *args):
-    """``jax.pure_callback`` of a host kernel; vmap-able (see :func:`_host_batched`)."""
-    args = [jnp.asarray(a, dtype=jnp.float64) for a in args]
-    specs = tuple(jax.ShapeDtypeStruct(tuple(s), jnp.float64) for s in out_core_shapes)
-    host = _host_batched(kernel, [a.ndim for a in args], out_core_shapes)
-    return jax.pure_callback(host, specs, *args, vmap_method="expand_dims")
+def pattern_fingerprint(pattern: SparsePattern) -> str:
+    """The digest of a pattern: two solvers with equal fingerprints compute the same
+    functions, so they share one kernel set and the compiled programs that call it."""
+    digest = hashlib.sha1(b"adelia-supernodal-v1")
+    digest.update(np.int64(pattern.n).tobytes())
+    digest.update(np.ascontiguousarray(pattern.rows, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(pattern.cols, dtype=np.int64).tobytes())
+    return "supernodal-" + digest.hexdigest()
 
 
 class SparseSolver(Solver):
@@ -204,7 +188,13 @@ class SparseSolver(Solver):
         if not jax.config.jax_enable_x64:
             raise NumericalError("the sparse backend computes in float64: import adelia first")
         self.pattern = pattern
-        self._kernels = _SupernodalKernels(pattern)
+        # one kernel set per pattern in the process, found by the programs through its key
+        self._key = pattern_fingerprint(pattern)
+        kernels = registered_kernels(self._key)
+        if kernels is None:
+            kernels = _SupernodalKernels(pattern)
+            register_kernels(self._key, kernels)
+        self._kernels = kernels
         self._rows = np.asarray(pattern.rows)
         self._cols = np.asarray(pattern.cols)
         # Off-diagonal stored values occur twice in Q: weight 2 in d log|Q|, and the
@@ -238,10 +228,10 @@ class SparseSolver(Solver):
 
     # -- custom-VJP primitives -------------------------------------------------------------
     def _make_logdet(self):
-        kernels = self._kernels
+        nnz = self.pattern.nnz
 
         def primal(values):
-            return _callback(kernels.logdet, [()], values)[0]
+            return host_call(self._key, "logdet", [()], values)[0]
 
         logdet = jax.custom_vjp(primal)
 
@@ -249,17 +239,15 @@ class SparseSolver(Solver):
             return primal(values), values
 
         def bwd(values, g):
-            selinv = _callback(kernels.selinv, [(kernels.nnz,)], values)[0]
+            selinv = host_call(self._key, "selinv", [(nnz,)], values)[0]
             return (self._values_cotangent_from_selinv(g, selinv),)
 
         logdet.defvjp(fwd, bwd)
         return logdet
 
     def _make_solve(self):
-        kernels = self._kernels
-
         def primal(values, rhs):
-            return _callback(kernels.solve, [rhs.shape], values, rhs)[0]
+            return host_call(self._key, "solve", [rhs.shape], values, rhs)[0]
 
         solve = jax.custom_vjp(primal)
 
@@ -269,7 +257,7 @@ class SparseSolver(Solver):
 
         def bwd(res, x_bar):
             values, x = res
-            b_bar = _callback(kernels.solve, [x_bar.shape], values, x_bar)[0]
+            b_bar = host_call(self._key, "solve", [x_bar.shape], values, x_bar)[0]
             b_bar = self._zero_if_zero(x_bar, b_bar)
             return self._values_cotangent_from_solve(b_bar, x), b_bar
 
@@ -277,10 +265,10 @@ class SparseSolver(Solver):
         return solve
 
     def _make_logdet_and_solve(self):
-        kernels = self._kernels
+        nnz = self.pattern.nnz
 
         def primal(values, rhs):
-            return _callback(kernels.logdet_and_solve, [(), rhs.shape], values, rhs)
+            return host_call(self._key, "logdet_and_solve", [(), rhs.shape], values, rhs)
 
         logdet_and_solve = jax.custom_vjp(primal)
 
@@ -291,9 +279,7 @@ class SparseSolver(Solver):
         def bwd(res, cotangents):
             values, x = res
             g, x_bar = cotangents
-            selinv, b_bar = _callback(
-                kernels.selinv_and_solve, [(kernels.nnz,), x_bar.shape], values, x_bar
-            )
+            selinv, b_bar = host_call(self._key, "selinv_and_solve", [(nnz,), x_bar.shape], values, x_bar)
             b_bar = self._zero_if_zero(x_bar, b_bar)
             values_bar = self._values_cotangent_from_selinv(g, selinv) + self._values_cotangent_from_solve(
                 b_bar, x
@@ -329,7 +315,7 @@ class SparseSolver(Solver):
 
         Forward only. Not positive definite: NaN."""
         values = jnp.asarray(values, dtype=jnp.float64)
-        return _callback(self._kernels.selinv, [(self.pattern.nnz,)], jax.lax.stop_gradient(values))[0]
+        return host_call(self._key, "selinv", [(self.pattern.nnz,)], jax.lax.stop_gradient(values))[0]
 
     def sample_from_noise(self, values: jax.Array, noise: jax.Array) -> jax.Array:
         """x = Pᵀ L⁻ᵀ z (P Q Pᵀ = L Lᵀ, the supernodal factor) for z of shape (n,) or (m, n).
@@ -342,7 +328,7 @@ class SparseSolver(Solver):
                 f"sample_from_noise: noise must have shape ({self.n},) or (m, {self.n}), got {noise.shape}"
             )
         z = noise.reshape(-1, self.n)
-        return _callback(self._kernels.colour, [z.shape], values, z)[0].reshape(noise.shape)
+        return host_call(self._key, "colour", [z.shape], values, z)[0].reshape(noise.shape)
 
     def sample(self, values: jax.Array, key: jax.Array, n_samples: int = 1) -> jax.Array:
         """n_samples draws from N(0, Q⁻¹), shape (n_samples, n)."""

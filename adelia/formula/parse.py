@@ -40,12 +40,12 @@ Example:
 from __future__ import annotations
 
 import sys
-import warnings
 from collections import ChainMap
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import FormulaError, FormulaSyntaxError, did_you_mean
+from ..user_warnings import warn
 from .allowed import check_value, dunder_message, is_dunder, nesting_guard
 from .rsyntax import (
     BinOp, Call, Name, Node, Num, Str, UnaryOp, one_line, deparse, located, parse_r,
@@ -309,8 +309,7 @@ def _f_term(call: Call, formula: str, context: Mapping | None, namespace: Mappin
     model = args.pop("model", "iid")
     if args.get("copy") is not None:
         if model_given and model != "copy":
-            warnings.warn(f'f({covariate}, ...): model="{model}" is ignored because copy= is given '
-                          "(as R-INLA does)", stacklevel=4)
+            warn(f'f({covariate}, ...): model="{model}" is ignored because copy= is given (as R-INLA does)')
         model = "copy"
     return FTerm(covariate=covariate, model=model, weights=weights, args=args, text=text)
 

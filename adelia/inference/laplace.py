@@ -278,7 +278,11 @@ class LaplaceApproximation:
         total = jnp.asarray(0.0)
         for j, h in enumerate(self.layout.hyperparameters):
             if not h.fixed:
-                total = total + h.prior.log_density(theta[j])
+                # a joint prior (mvnorm on ar's pacf1, ...) sits on the first θ of its block
+                # and reads the block's d consecutive values, fixed members included, as
+                # R-INLA's PRIOR_EVAL does; the other members carry prior "none"
+                dim = int(getattr(h.prior, "dimension", 1) or 1)
+                total = total + h.prior.log_density(theta[j] if dim == 1 else theta[j : j + dim])
         return total
 
     def log_prior_normaliser(self, theta):

@@ -55,7 +55,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import jax
@@ -65,7 +64,9 @@ from scipy import interpolate, special
 
 from ..engine.hoisted_jit import hoisted_jit
 from ..errors import unknown_choice
+from ..user_warnings import warn
 from .constraints import constrained_solve, log_det_spd
+from .combined import combined_marginal, combined_summary
 from .summaries import MARGINAL_GRID, Mixture, summary_columns
 
 #: simplified Laplace for every node up to this latent size (R-INLA: "auto" -> SLA below 5000)
@@ -362,12 +363,11 @@ def latent_marginals(model, points, probabilities, strategy: str, nodes=None, *,
             c = c - np.max(c, axis=1, keepdims=True)
             corr[k] = c.T
     if failed:
-        warnings.warn(
+        warn(
             f"strategy {strategy!r}: the correction could not be computed (non-finite values or no convergence of the "
             f"conditional mode) for latent node(s) {sorted(set(failed))[:10]} at some design point(s); the Gaussian "
             "approximation is used there",
-            UserWarning,
-            stacklevel=2,
+            UserWarning
         )
     base = Mixture(w, loc, scale, shape)
     if strategy == "simplified.laplace":
@@ -602,12 +602,20 @@ class LaplaceMixture:
     def mode(self) -> np.ndarray:
         return self._merge(lambda: self._plain_mixture().mode(), self._mode_corrected)
 
-    def summary(self, quantiles=(0.025, 0.5, 0.975)) -> dict[str, np.ndarray]:
-        """R-INLA's summary columns: mean, sd, <q>quant..., mode."""
+    def summary(self, quantiles=(0.025, 0.5, 0.975), method: str = "combined") -> dict[str, np.ndarray]:
+        """R-INLA's summary columns: mean, sd, <q>quant..., mode; "combined": of R-INLA's
+        spline-corrected Gaussian of the mixture (:mod:`adelia.inference.combined`), "exact":
+        of the mixture itself (see :meth:`Mixture.summary`)."""
+        if method == "combined" and self.base.loc.shape[0] > 1:
+            return combined_summary(self, quantiles)
         return summary_columns(self, quantiles)
 
-    def marginal_grid(self, n_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(x, density) per node on a standardised grid: arrays of shape (n_grid, n)."""
+    def marginal_grid(self, n_points: int | None = None, method: str = "combined") -> tuple[np.ndarray, np.ndarray]:
+        """(x, density) per node: arrays of shape (n_grid, n); "combined" (with ``n_points``
+        None): R-INLA's returned marginal (:func:`adelia.inference.combined.combined_marginal`),
+        else the exact mixture on a standardised grid."""
+        if method == "combined" and n_points is None and self.base.loc.shape[0] > 1:
+            return combined_marginal(self)
         z = MARGINAL_GRID if n_points is None else np.linspace(-6, 6, n_points)
         x = self.mean() + self.sd() * z[:, None]
         return x, self.pdf(x)

@@ -10,17 +10,21 @@ forward-over-reverse is not available.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import AdeliaError
+from ..user_warnings import warn
 
 
 class ModeSearchWarning(UserWarning):
     """The mode search stopped without meeting its tolerance."""
+
+
+class KinkedModeWarning(UserWarning):
+    """The mode is a maximum at a kink of log π(θ | y), where the gradient cannot vanish."""
 
 
 @dataclass
@@ -35,6 +39,40 @@ class ModeResult:
     n_evaluations: int
     message: str
     trace: list[float] = field(default_factory=list)
+    #: free coordinates at which the mode is a kink maximum (see :func:`kink_coordinates`)
+    kinks: tuple[int, ...] = ()
+
+
+def kink_coordinates(
+    value: Callable[[np.ndarray], float], theta: np.ndarray, f: float, g: np.ndarray, gtol: float, delta: float = 1e-4
+) -> tuple[list[int], dict[int, tuple[float, float]]] | None:
+    """Is θ a maximum at a kink of f in every coordinate whose gradient is not small?
+
+    A PC prior at its base model (pc.cor0 at ρ = 0, pc.prec at σ = 0, ...) gives log π(θ|y) a
+    kink: the one-sided derivatives differ by the prior's rate, so at a maximum there the
+    gradient cannot vanish and a gradient tolerance is never met. For each coordinate k with
+    |g_k| > 10·gtol the one-sided slopes D± = (f(θ ± δ e_k) − f(θ)) / δ are measured: θ is a
+    kink maximum in k when f falls (or stays) on both sides, max(D+, D−) ≤ |g_k|/10; at a
+    smooth point one of them is ≈ +|g_k| instead. (An iterate a distance ε ≪ δ from the kink
+    shifts the slopes by O(ε/δ) of the jump only.)
+
+    Returns (kink coordinates, {k: (slope from the left, slope to the right)}), or None when
+    some coordinate with a large gradient is not a kink maximum (the search has not converged).
+    """
+    theta = np.asarray(theta, dtype=float)
+    big = [k for k in range(theta.size) if abs(g[k]) > 10 * gtol]
+    if not big:
+        return None
+    slopes = {}
+    for k in big:
+        e = np.zeros_like(theta)
+        e[k] = delta
+        f_plus, f_minus = float(value(theta + e)), float(value(theta - e))
+        d_plus, d_minus = (f_plus - f) / delta, (f_minus - f) / delta
+        if not (np.isfinite(d_plus) and np.isfinite(d_minus)) or max(d_plus, d_minus) > 0.1 * abs(g[k]):
+            return None
+        slopes[k] = (-d_minus, d_plus)  # left and right derivatives of f
+    return big, slopes
 
 
 def find_mode(
@@ -117,15 +155,35 @@ def find_mode(
         trace.append(f)
         if callback is not None:
             callback(it, theta, f)
-        if abs(f - f_old) <= ftol * (1.0 + abs(f)) and np.max(np.abs(g)) <= 100 * gtol:
-            converged, message = True, "objective tolerance met"
-            break
+        if abs(f - f_old) <= ftol * (1.0 + abs(f)):
+            if np.max(np.abs(g)) <= 100 * gtol:
+                converged, message = True, "objective tolerance met"
+                break
+            # f stalls while the gradient stays large: a maximum at a kink (a PC prior at its
+            # base model) stalls exactly like this, and no gradient tolerance can be met there
+            kinked = kink_coordinates(lambda t: value_and_grad(t)[0], theta, f, g, gtol)
+            if kinked is not None:
+                kinks, slopes = kinked
+                n_eval += 2 * len(kinks)
+                converged = True
+                message = "objective tolerance met at a kink of the log posterior in θ" + str(kinks)
+                where = "; ".join(f"θ[{k}] = {theta[k]:.3g}: slope {lo:+.3g} from the left, {hi:+.3g} to the right"
+                                  for k, (lo, hi) in slopes.items())
+                warn(
+                    f"the mode of the hyperparameters is a maximum at a kink of log π(θ|y) ({where}; free θ's in "
+                    "the order of internal_summary_hyperpar). The gradient does not vanish there. This usually "
+                    "means a PC prior sits at its base model (pc.cor0 at θ = 0, i.e. a correlation or PACF of 0): "
+                    "the data pull less than the prior's rate. The Gaussian approximation at such a mode is poor "
+                    "(its curvature comes from the kink) and the posterior may have another mode; compare with "
+                    "a prior without a kink (hyper=...) or another start (control_mode={'theta': ...}).",
+                    KinkedModeWarning
+                )
+                return ModeResult(theta, f, g, True, it, n_eval, message, trace, tuple(kinks))
     if not converged:
-        warnings.warn(
+        warn(
             f"the mode search for the hyperparameters stopped without converging ({message}; "
             f"max|gradient| = {np.max(np.abs(g)):.3g} at θ = {np.round(theta, 4).tolist()})",
-            ModeSearchWarning,
-            stacklevel=2,
+            ModeSearchWarning
         )
     return ModeResult(theta, f, g, bool(converged), it, n_eval, message, trace)
 

@@ -15,8 +15,8 @@ it into R-INLA-named tables.
 
 from __future__ import annotations
 
+import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..engine.batching import map_points
+from ..engine.batching import map_points, on_host
 from ..engine.hoisted_jit import hoisted_jit
 from ..errors import NumericalError
+from ..user_warnings import warn
 from . import design as des
 from .constraints import constrained_solve, constraint_variance_correction
 from .hyperpar import HyperMarginal, hyperparameter_marginals
@@ -107,6 +108,7 @@ class Posterior:
     hyper: list[HyperMarginal]
     x_mode: np.ndarray  # latent mode at θ*
     criteria: dict[str, Any] = field(default_factory=dict)
+    lincomb: Any = None  # .lincomb.LincombPosterior when the model has lincomb=
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     n_evaluations: int = 0
@@ -186,14 +188,47 @@ def _point_function(model, use_vb: bool):
     return point
 
 
-def _evaluate_points(model, thetas: np.ndarray, x0: np.ndarray, use_vb: bool) -> PointResults:
-    fn = getattr(model, "_point_fn", None)
-    if fn is None or getattr(model, "_point_fn_vb", None) != use_vb:
-        # one design point, compiled once: run on host threads (CPU) or vmapped (accelerators)
-        fn = map_points(hoisted_jit(_point_function(model, use_vb), getattr(model, "_const_pool", None)))
-        model._point_fn = fn
+def _point_program(model, use_vb: bool):
+    """The compiled one-design-point function of ``model`` (made once per model and ``use_vb``)."""
+    single = getattr(model, "_point_single", None)
+    if single is None or getattr(model, "_point_fn_vb", None) != use_vb:
+        single = hoisted_jit(_point_function(model, use_vb), getattr(model, "_const_pool", None))
+        model._point_single = single
+        # run on host threads (CPU) or vmapped (accelerators)
+        model._point_fn = map_points(single)
         model._point_fn_vb = use_vb
-    lp, mode, mean, var, em, ev, nit, conv, vbab, vbit = fn(thetas, jnp.asarray(x0))
+    return single
+
+
+def _precompile_points(model, use_vb: bool, d: int) -> threading.Thread | None:
+    """Compile the design-point program on a second thread while the mode is searched.
+
+    Of a small model's fit most time is tracing and compiling its two programs (the
+    objective's value and gradient; one design point); XLA compiles without the GIL, so the
+    second compiles beside the first and the mode search instead of after them. On the CPU
+    only, where points run the single-point program (accelerators vmap a batch, whose
+    shape is known only with the design). An error here is left to the point evaluation,
+    which meets it again and reports it in the fit's own thread."""
+    if not on_host() or d == 0:
+        return None
+    single = _point_program(model, use_vb)
+    theta = np.asarray(model.theta0, dtype=float)
+    x0 = jnp.asarray(model._x_warm)
+
+    def compile_points() -> None:
+        try:
+            single.precompile(theta, x0)
+        except Exception:  # noqa: BLE001 — met again, and reported, by the point evaluation
+            pass
+
+    thread = threading.Thread(target=compile_points, name="adelia-compile-points", daemon=True)
+    thread.start()
+    return thread
+
+
+def _evaluate_points(model, thetas: np.ndarray, x0: np.ndarray, use_vb: bool) -> PointResults:
+    _point_program(model, use_vb)
+    lp, mode, mean, var, em, ev, nit, conv, vbab, vbit = model._point_fn(thetas, jnp.asarray(x0))
     if mean is not mode and np.array_equal(mean, mode):
         mean = mode  # no VB (or abandoned everywhere): one (K, n) array, not two equal ones
     full = model.layout.expand_host(thetas)
@@ -229,10 +264,19 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     prog = progress or Progress(enabled=verbose)
     # the peak memory estimated from the symbolic structure: fail now, not after hours
     check_fit_memory(model, verbose=verbose)
+    # A quadratic log-likelihood (Gaussian identity-link families) makes π(x | y, θ) exactly
+    # Gaussian: its mean is the mode and the VB mean correction is zero, so it is not run.
+    use_vb = (
+        not classic
+        and bool(ci.get("vb.correction", True))
+        and model.controls["control_vb"]["enable"] not in (False, "false", "FALSE")
+        and not model.observations.quadratic
+    )
 
     # --- 1. the mode ---------------------------------------------------------------------------------
     theta0 = model.theta0 if cm.get("theta") is None else np.asarray(cm["theta"], dtype=float)
     d = theta0.size
+    compiling_points = _precompile_points(model, use_vb, d)
     if cm.get("fixed") or d == 0:
         f0 = model.value_and_grad(theta0)[0] if d else model.log_posterior(theta0)
         mode = ModeResult(theta0, f0, np.zeros(d), True, 0, 1, "fixed by control_mode" if d else "no hyperparameters")
@@ -265,7 +309,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         if axes.repaired:
             msg = (f"the Hessian of log π(θ|y) at the mode θ* = {np.round(theta_star, 4).tolist()} is not positive definite "
                    f"(eigenvalues {np.round(hess.eigenvalues, 5).tolist()}); using R-INLA's fallback (diagonal Hessian)")
-            warnings.warn(msg, UserWarning, stacklevel=3)
+            warn(msg, UserWarning)
             notes.append(msg)
         sk_pts = des.skewness_points(theta_star, axes)
         sk_vals = model.log_posterior_batch(sk_pts)
@@ -295,15 +339,9 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         prog.stop()
     else:
         design = des.integration_design(theta_star, axes, pos, neg, strategy=strategy)
-    # A quadratic log-likelihood (Gaussian identity-link families) makes π(x | y, θ) exactly
-    # Gaussian: its mean is the mode and the VB mean correction is zero, so it is not run.
-    use_vb = (
-        not classic
-        and bool(ci.get("vb.correction", True))
-        and model.controls["control_vb"]["enable"] not in (False, "false", "FALSE")
-        and not model.observations.quadratic
-    )
     prog.start(f"integration over {design.size} points")
+    if compiling_points is not None:
+        compiling_points.join()
     pts = _evaluate_points(model, design.theta, x_warm, use_vb)
     prog.stop()
     release_host_memory()
@@ -316,23 +354,23 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
             + ("grid may not cover" if design.strategy == "grid.classic" else
                "compact-mode design does not cover; inla_mode='classic' explores the posterior with an adaptive grid")
         )
-        warnings.warn(msg, UserWarning, stacklevel=3)
+        warn(msg, UserWarning)
         notes.append(msg)
     bad = ~np.isfinite(pts.log_post)
     if np.any(bad):
         msg = f"log π(θ|y) is not finite at {int(bad.sum())} integration point(s) (e.g. θ = {np.round(design.theta[bad][0], 4).tolist()}); they get weight 0"
-        warnings.warn(msg, NewtonWarning, stacklevel=3)
+        warn(msg, NewtonWarning)
         notes.append(msg)
         pts.log_post = np.where(bad, -np.inf, pts.log_post)
     noconv = ~pts.newton_converged.astype(bool)
     if np.any(noconv & ~bad):
         msg = (f"the inner Newton iteration for the latent mode did not converge at {int((noconv & ~bad).sum())} integration point(s) "
                f"(e.g. θ = {np.round(design.theta[noconv & ~bad][0], 4).tolist()}) after step halving; results there may be inaccurate")
-        warnings.warn(msg, NewtonWarning, stacklevel=3)
+        warn(msg, NewtonWarning)
         notes.append(msg)
     if use_vb and pts.vb_aborted is not None and np.any(pts.vb_aborted & ~bad):
         msg = vb_abandoned_message(model, int(np.sum(pts.vb_aborted & ~bad)), int(np.sum(~bad)))
-        warnings.warn(msg, UserWarning, stacklevel=3)
+        warn(msg, UserWarning)
         notes.append(msg)
     timings["integration"] = time.perf_counter() - t2
 
@@ -366,8 +404,13 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     hyper = (
         hyperparameter_marginals(theta_star, axes, pos, neg, design.theta, pts.log_post, strategy=design.strategy) if d else []
     )
+    lincomb = None
+    if getattr(model, "lincombs", None) is not None:  # derived linear combinations (lincomb=)
+        from .lincomb import lincomb_posterior
+
+        lincomb = lincomb_posterior(model, pts, probs)
     timings["marginals"] = time.perf_counter() - t3
-    check_fit(model, latent.mean(), float(mlik_i), notes, stacklevel=3)
+    check_fit(model, latent.mean(), float(mlik_i), notes)
     centre = int(np.argmax(np.all(design.z == 0, axis=1))) if d else 0
     x_mode = pts.mode[centre]
 
@@ -391,6 +434,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         timings=timings,
         warnings=notes,
         n_evaluations=mode.n_evaluations + 2 * d + 2 * d + design.size,
+        lincomb=lincomb,
     )
     if cc.get("dic") or cc.get("waic") or cc.get("cpo") or cc.get("po"):
         from .criteria import compute_criteria

@@ -19,11 +19,11 @@ R-INLA's behaviour is a reference, not a target: it returns such fits silently.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
 from ..errors import DataError
+from ..user_warnings import warn
 
 #: a linear-predictor contribution beyond this on a log/logit-type link is not a real estimate
 #: (exp(500) ≈ 1e217): the posterior of that fixed effect is improper or the fit diverged
@@ -123,7 +123,7 @@ def _separating_covariate(model) -> str | None:
     return None
 
 
-def check_fit(model, latent_mean: np.ndarray, mlik: float, notes: list[str], stacklevel: int = 4) -> None:
+def check_fit(model, latent_mean: np.ndarray, mlik: float, notes: list[str]) -> None:
     """Warn (once per kind) about results that cannot be right; messages go to ``notes`` too.
 
     Args:
@@ -135,13 +135,14 @@ def check_fit(model, latent_mean: np.ndarray, mlik: float, notes: list[str], sta
     families = [b.likelihood for b in model.observations.families]
     discrete = bool(families) and all(_discrete(f.family) for f in families)
 
-    def warn(msg: str) -> None:
-        warnings.warn(msg, SuspiciousFitWarning, stacklevel=stacklevel + 2)
+    def report(kind: str, msg: str) -> None:
+        warn(msg, SuspiciousFitWarning, kind=kind)
         notes.append(msg)
 
     sep = _separating_covariate(model) if discrete else None
     if sep is not None:
-        warn(
+        report(
+            "separation",
             f"complete separation: the covariate {sep} separates the binomial responses, so its likelihood grows "
             "without bound as the coefficient grows; its posterior (and the marginal likelihood) is set by its prior "
             "alone (control_fixed prec), not by the data. Drop or recode the covariate, or give it an informative prior."
@@ -164,7 +165,8 @@ def check_fit(model, latent_mean: np.ndarray, mlik: float, notes: list[str], sta
             name = model.fixed_names[j]
             prec = float(model.graph.fixed.prior_prec[j])
             prior = "a flat prior (precision 0)" if prec == 0 else f"prior precision {prec:g}"
-            warn(
+            report(
+                "absurd fixed effect",
                 f'the fixed effect "{name}" has posterior mean {beta[j]:.4g} (a contribution of {size[j]:.3g} to the '
                 f"linear predictor): the fit diverged and this is not an estimate. Its posterior is probably improper: "
                 f"it has {prior}, and the data do not bound it (likely causes: separation, a group or level with all-zero "
@@ -172,7 +174,8 @@ def check_fit(model, latent_mean: np.ndarray, mlik: float, notes: list[str], sta
                 "or check the data."
             )
     if discrete and np.isfinite(mlik) and mlik > 0 and not _weighted(model):
-        warn(
+        report(
+            "positive mlik",
             f"the log marginal likelihood is {mlik:.4g} > 0, impossible for discrete data (π(y) is a probability, so "
             "log π(y) ≤ 0): the Laplace approximation has broken down, usually because the posterior is (nearly) "
             "improper — separation of binomial responses by a covariate, all-zero counts, or a flat prior on a fixed "

@@ -8,11 +8,17 @@ for the Gaussian:
 
     p(x) = 2/ω φ(z) Φ(α z),   F(x) = Φ(z) − 2 T(z, α),   z = (x − ξ)/ω
 
-(T is Owen's T function). The summaries are R-INLA's: mean and sd of the mixture, quantiles
-of the mixture cdf, the mode of the mixture density, and ``kld``, the symmetric KL divergence
-to the Gaussian with the same moments by quadrature on ±7 sd (:func:`kld_gaussian_vs`).
+(T is Owen's T function). R-INLA reports, for a mixture of two or more components, the mean,
+sd, quantiles, mode and marginal of the spline-corrected Gaussian it makes of the mixture on
+±5 mixture sds (``GMRFLib_density_combine``): :meth:`Mixture.summary` and
+:meth:`Mixture.marginal_grid` do the same by default (``method="combined"``,
+:mod:`adelia.inference.combined`). ``method="exact"`` gives the exact mixture's: mean and sd
+of the mixture, quantiles of the mixture cdf, the mode of the mixture density (the methods
+``mean``, ``sd``, ``quantile``, ``mode``, ``pdf``, ``cdf`` are always the exact mixture's);
+``kld`` is the symmetric KL divergence to the Gaussian with the same moments by quadrature
+on ±7 sd (:func:`kld_gaussian_vs`).
 
-Gaussian mixtures (every node of a large model) are summarised node by node in numba
+The exact summaries of Gaussian mixtures (every node of a large model) are computed node by node in numba
 kernels (:func:`_gm_summary_kernel`, :func:`_gm_kld_kernel`), split over the host's cores:
 no temporaries beyond the outputs, each node iterating until it has converged itself.
 
@@ -51,6 +57,7 @@ from scipy import special
 
 from ..engine.host_cores import claim_cores, kernel_threads, run_concurrently
 from ..engine.numba_cache import cached_njit
+from ..errors import unknown_choice
 
 SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
 
@@ -59,6 +66,10 @@ SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
 MARGINAL_GRID = np.concatenate(
     [-np.geomspace(6.0, 0.05, 21), [0.0], np.geomspace(0.05, 6.0, 21)]
 )
+
+#: how :meth:`Mixture.summary` and :meth:`Mixture.marginal_grid` summarise a mixture: "combined"
+#: (R-INLA's spline-corrected Gaussian, :mod:`adelia.inference.combined`) or "exact"
+SUMMARY_METHODS = ("combined", "exact")
 
 #: the largest temporary (grid points × mixture components × nodes, float64) that the node-wise
 #: computations of a :class:`Mixture` allocate at once: 2²² numbers = 32 MiB
@@ -579,10 +590,27 @@ class Mixture:
             h = np.maximum(h * 0.5, 1e-10 * (1 + np.abs(x)))
         return x
 
-    def summary(self, quantiles=(0.025, 0.5, 0.975)) -> dict[str, np.ndarray]:
-        """R-INLA's summary columns: mean, sd, <q>quant..., mode (Gaussian mixtures: one pass of
-        the numba kernel; skew components: over node blocks, the quantile and mode iterations
-        stopping per block, when that block has converged)."""
+    def summary(self, quantiles=(0.025, 0.5, 0.975), method: str = "combined") -> dict[str, np.ndarray]:
+        """R-INLA's summary columns: mean, sd, <q>quant..., mode.
+
+        ``method="combined"`` (the default, what R-INLA reports): those of the spline-corrected
+        Gaussian that R-INLA makes of the mixture (``GMRFLib_density_combine``, see
+        :mod:`adelia.inference.combined`), which ignores the mixture beyond ±5 of its sds; a
+        single component keeps its closed forms. ``method="exact"``: the exact mixture's (Gaussian
+        mixtures: one pass of the numba kernel; skew components: over node blocks, the quantile
+        and mode iterations stopping per block, when that block has converged).
+
+        Example:
+            >>> mix = Mixture(np.array([0.9, 0.1]), np.array([[0.0], [0.0]]), np.array([[1.0], [4.0]]))
+            >>> round(float(mix.summary(method="exact")["sd"][0]), 3), round(float(mix.summary()["sd"][0]), 3)
+            (1.581, 1.447)
+        """
+        if method not in SUMMARY_METHODS:
+            raise ValueError(unknown_choice("summary method", method, SUMMARY_METHODS))
+        if method == "combined" and self.loc.shape[0] > 1:
+            from .combined import combined_summary
+
+            return combined_summary(self, quantiles)
         if self._gaussian_kernels():
             mu, sd = self.mean(), self.sd()
             q, mode = _gm_summaries(self, quantiles, True)
@@ -594,8 +622,26 @@ class Mixture:
         per_node = _MODE_GRID.size * self.loc.shape[0]
         return _blockwise(lambda m: summary_columns(m, quantiles), (self,), self.n, per_node)
 
-    def marginal_grid(self, n_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(x, density) per node on a standardised grid: arrays of shape (n_grid, n)."""
+    def marginal_grid(self, n_points: int | None = None, method: str = "combined") -> tuple[np.ndarray, np.ndarray]:
+        """(x, density) per node: arrays of shape (n_grid, n).
+
+        ``method="combined"`` with ``n_points=None`` (the default, R-INLA's ``marginals.fixed``
+        and ``marginals.random``): the spline-corrected Gaussian R-INLA makes of a mixture of two
+        or more components, at its quantiles of the 43 probabilities of
+        :data:`adelia.inference.combined.LAYOUT_PROBS`; one Gaussian component: the Gaussian at
+        those quantiles. Otherwise the exact mixture on ``MARGINAL_GRID`` (or ``n_points``
+        equispaced points over ±6 sd).
+        """
+        if method not in SUMMARY_METHODS:
+            raise ValueError(unknown_choice("marginal method", method, SUMMARY_METHODS))
+        if method == "combined" and n_points is None:
+            from .combined import LAYOUT_PROBS, combined_marginal
+
+            if self.loc.shape[0] > 1:
+                return combined_marginal(self)
+            if self.shape is None:
+                x = self.loc[0] + self.scale[0] * special.ndtri(LAYOUT_PROBS)[:, None]
+                return x, self.pdf(x)
         z = MARGINAL_GRID if n_points is None else np.linspace(-6, 6, n_points)
         mu, sd = self.mean(), self.sd()
         x = mu + sd * z[:, None]

@@ -23,18 +23,23 @@ from .base import Likelihood, Link, ObservationData
 from .beta import BetaLikelihood
 from .betabinomial import BetaBinomialLikelihood
 from .binomial import BinomialLikelihood
+from .cenpoisson import CenPoissonLikelihood
 from .exponential import ExponentialLikelihood, ExponentialSurvLikelihood
-from .gamma import GammaLikelihood
+from .gamma import GammaLikelihood, GammaSurvLikelihood
 from .gaussian import GaussianLikelihood
 from .links import LINKS, make_link
+from .loglogistic import LogLogisticLikelihood, LogLogisticSurvLikelihood
 from .lognormal import LogNormalLikelihood, LogNormalSurvLikelihood
-from .nbinomial import NBinomialLikelihood
+from .nbinomial import NBinomial2Likelihood, NBinomialLikelihood
 from .poisson import PoissonLikelihood
+from .pom import DirichletPrior, PomLikelihood
 from .priors import PCAlphaWPrior, PCDofPrior, PCGammaPrior, PCMGammaPrior
 from .student_t import StudentTLikelihood
 from .surv import InlaSurv, inla_surv
 from .weibull import WeibullLikelihood, WeibullSurvLikelihood
 from .zeroinflated import (
+    ZeroInflatedBinomial0Likelihood,
+    ZeroInflatedBinomial1Likelihood,
     ZeroInflatedNBinomial0Likelihood,
     ZeroInflatedNBinomial1Likelihood,
     ZeroInflatedPoisson0Likelihood,
@@ -62,10 +67,25 @@ FAMILIES: dict[str, type[Family]] = {
         ExponentialSurvLikelihood,
         WeibullLikelihood,
         WeibullSurvLikelihood,
+        ZeroInflatedBinomial0Likelihood,
+        ZeroInflatedBinomial1Likelihood,
+        LogLogisticLikelihood,
+        LogLogisticSurvLikelihood,
+        GammaSurvLikelihood,
+        NBinomial2Likelihood,
+        CenPoissonLikelihood,
+        PomLikelihood,
     )
 }
 #: R-INLA's other spellings of the same families.
-FAMILY_ALIASES: dict[str, str] = {"normal": "gaussian", "student-t": "t", "studentt": "t"}
+FAMILY_ALIASES: dict[str, str] = {
+    "normal": "gaussian",
+    "student-t": "t",
+    "studentt": "t",
+    # R-INLA accepts dots in the survival families' names ("loglogistic.surv")
+    "loglogistic.surv": "loglogisticsurv",
+    "gamma.surv": "gammasurv",
+}
 
 #: Families whose response is an :class:`InlaSurv` (R-INLA's ``survival = TRUE``).
 SURVIVAL_FAMILIES = frozenset(name for name, cls in FAMILIES.items() if "event" in cls.data_names)
@@ -122,17 +142,23 @@ __all__ = [
     "BetaBinomialLikelihood",
     "BetaLikelihood",
     "BinomialLikelihood",
+    "CenPoissonLikelihood",
+    "DirichletPrior",
     "ExponentialLikelihood",
     "ExponentialSurvLikelihood",
     "Family",
     "GammaLikelihood",
+    "GammaSurvLikelihood",
     "GaussianLikelihood",
     "HyperSpec",
     "InlaSurv",
     "Likelihood",
     "Link",
+    "LogLogisticLikelihood",
+    "LogLogisticSurvLikelihood",
     "LogNormalLikelihood",
     "LogNormalSurvLikelihood",
+    "NBinomial2Likelihood",
     "NBinomialLikelihood",
     "ObservationData",
     "PCAlphaWPrior",
@@ -140,9 +166,12 @@ __all__ = [
     "PCGammaPrior",
     "PCMGammaPrior",
     "PoissonLikelihood",
+    "PomLikelihood",
     "StudentTLikelihood",
     "WeibullLikelihood",
     "WeibullSurvLikelihood",
+    "ZeroInflatedBinomial0Likelihood",
+    "ZeroInflatedBinomial1Likelihood",
     "ZeroInflatedNBinomial0Likelihood",
     "ZeroInflatedNBinomial1Likelihood",
     "ZeroInflatedPoisson0Likelihood",

@@ -90,6 +90,9 @@ class Family(Likelihood):
     """
 
     hyper_specs: ClassVar[tuple[HyperSpec, ...]] = ()
+    #: family-specific ``control_family`` keys (R's ``cenpoisson.I``, ``control.pom``), kept
+    #: in ``self.family_control`` for the family to read
+    extra_control_keys: ClassVar[tuple[str, ...]] = ()
     #: user-data rows of the entries being validated (set only during :meth:`validate`)
     _row_numbers: np.ndarray | None = None
     data_names: ClassVar[tuple[str, ...]] = ()
@@ -97,9 +100,11 @@ class Family(Likelihood):
 
     def __init__(self, control_family: Mapping[str, Any] | None = None):
         control = _as_dict(control_family, f'control_family for family "{self.family}"')
+        valid_keys = _CONTROL_KEYS + self.extra_control_keys
         for k in control:
-            if k not in _CONTROL_KEYS:
-                raise ControlError(unknown_choice(f'control_family key for family "{self.family}"', k, _CONTROL_KEYS))
+            if k not in valid_keys:
+                raise ControlError(unknown_choice(f'control_family key for family "{self.family}"', k, valid_keys))
+        self.family_control = {k: control[k] for k in self.extra_control_keys if k in control}
         link_name = control.get("link", "default")
         if "control_link" in control:
             cl = _as_dict(control["control_link"], "control_family['control_link']")

@@ -1,4 +1,4 @@
-"""The negative binomial family (R-INLA ``nbinomial``).
+"""The negative binomial families (R-INLA ``nbinomial`` and ``nbinomial2``).
 
 y_i ~ NegBinomial(size n_i, mean μ_i), μ_i = E_i exp(η_i), Var = μ + μ²/n:
 
@@ -11,6 +11,16 @@ initial log 10. The cdf is P(Y ≤ y) = I_q(n, y + 1), q = n/(n + μ).
 
 Observation data: ``E`` (default 1), ``scale`` (variant 2, default 1), ``weights``.
 
+``nbinomial2`` (``loglikelihood_nbinomial2``) is the count of failures y before the n-th
+success, n = ``Ntrials`` (a positive integer), with success probability p = g⁻¹(η) (logit
+default; probit, cloglog, loglog, cauchit):
+
+    log π(y | η) = log C(y + n − 1, n − 1) + y log(1 − p) + n log p,
+
+no hyperparameters; the fitted value is p and the cdf is I_p(n, y + 1). With the logit link
+the η-derivatives are n − (n + y) p and −(n + y) p (1 − p). Observation data:
+``Ntrials`` (default 1), ``weights``.
+
 Example:
     >>> import jax.numpy as jnp
     >>> lik = NBinomialLikelihood()
@@ -20,11 +30,13 @@ Example:
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import betainc, gammaln
 
 from ._family import Family, HyperSpec
+from .binomial import PROBABILITY_LINKS
 
 
 def nbinomial_log_pmf(y, log_size, log_mu):
@@ -87,3 +99,38 @@ class NBinomialLikelihood(Family):
             self._require_positive(data["E"], observed, "E")
         if "scale" in data and self.variant == 2:
             self._require_positive(data["scale"], observed, "scale")
+
+
+class NBinomial2Likelihood(Family):
+    family = "nbinomial2"
+    links = PROBABILITY_LINKS
+    data_names = ("Ntrials",)
+
+    def _log_density(self, y, eta, theta, data):
+        n = self._get(data, "Ntrials", y, 1.0)
+        # log C(y + n − 1, n − 1) = log Γ(y + n) − log Γ(n) − log Γ(y + 1)
+        norm = gammaln(y + n) - gammaln(n) - gammaln(y + 1.0)
+        return norm + jnp.where(y > 0, y * self.link.log_1mp(eta), 0.0) + n * self.link.log_p(eta)
+
+    def _cdf(self, y, eta, theta, data):
+        n = self._get(data, "Ntrials", y, 1.0)
+        return betainc(n, y + 1.0, self.link.inverse(eta))
+
+    def d_log_density(self, y, eta, theta, data):
+        if self.link.name != "logit":
+            return super().d_log_density(y, eta, theta, data)
+        y, eta = jnp.asarray(y, dtype=jnp.float64), jnp.asarray(eta, dtype=jnp.float64)
+        n = self._get(data, "Ntrials", y, 1.0)
+        p = jax.nn.sigmoid(eta)
+        # d log p/dη = 1 − p, d log(1 − p)/dη = −p
+        return self._weighted(n - (n + y) * p, data), self._weighted(-(n + y) * p * (1.0 - p), data)
+
+    def _check_rows(self, y, data, observed):
+        self._require_counts(y, observed)
+        n = data.get("Ntrials", np.ones_like(y))
+        self._require(
+            observed & ((n < 1) | (n != np.round(n)) | ~np.isfinite(n)),
+            n,
+            "Ntrials",
+            "is not a positive integer (the number of successes of nbinomial2)",
+        )

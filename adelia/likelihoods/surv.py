@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import DataError
+from ..user_warnings import warn
 from .links import log1mexp
 
 EVENT_RIGHT, EVENT_OBSERVED, EVENT_LEFT, EVENT_INTERVAL = 0, 1, 2, 3
@@ -113,12 +113,12 @@ def inla_surv(time, event=None, time2=None, truncation=None) -> InlaSurv:
     n = t.size
     missing = np.isnan(t)
     if event is None:
-        warnings.warn("inla_surv: 'event' is missing: assuming all are observed failures", stacklevel=2)
+        warn("inla_surv: 'event' is missing: assuming all are observed failures")
         ev = np.ones(n)
     else:
         ev = _column(event, n, "event").copy()
         if np.any(np.isnan(ev) & ~missing):
-            warnings.warn("inla_surv: some elements in 'event' are NaN: set them to observed failures", stacklevel=2)
+            warn("inla_surv: some elements in 'event' are NaN: set them to observed failures")
         ev[np.isnan(ev)] = 1.0
     ev[missing] = 1.0
     t2 = np.zeros(n) if time2 is None else _column(time2, n, "time2").copy()
@@ -138,7 +138,7 @@ def inla_surv(time, event=None, time2=None, truncation=None) -> InlaSurv:
     if np.any(interval) and time2 is None:
         raise DataError("inla_surv: 'time2' is required for interval censored rows (event = 3)")
     if not np.any(interval) and time2 is not None:
-        warnings.warn("inla_surv: 'time2' is ignored for data that are not interval censored", stacklevel=2)
+        warn("inla_surv: 'time2' is ignored for data that are not interval censored")
     fail(interval & ~(t2 >= t), t2, "time2", "is smaller than time for an interval censored row")
     t2[~interval] = 0.0
     fail(~missing & ((tr < 0) | ~np.isfinite(tr)), tr, "truncation", "is negative or not finite")

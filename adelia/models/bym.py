@@ -69,9 +69,11 @@ from . import pc_bym_phi  # noqa: F401  (registers the "pc" prior of φ)
 
 __all__ = ["BYM", "BYM2"]
 
-#: ``inla.models()$latent$bym$hyper``
+#: ``inla.models()$latent$bym$hyper``; the internal name of θ1 is R-INLA's, typo included
+#: ("idd component": scripts index ``internal.marginals.hyperpar`` by it), its user-scale
+#: name is "(iid component)"
 BYM_HYPER = (
-    HyperSpec("theta1", "prec.unstruct", "log unstructured precision", "Log precision for {label} (iid component)",
+    HyperSpec("theta1", "prec.unstruct", "log unstructured precision", "Log precision for {label} (idd component)",
               "Precision for {label} (iid component)", "loggamma", (1.0, 0.0005), 4.0),
     HyperSpec("theta2", "prec.spatial", "log spatial precision", "Log precision for {label} (spatial component)",
               "Precision for {label} (spatial component)", "loggamma", (1.0, 0.0005), 4.0),

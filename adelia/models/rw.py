@@ -33,13 +33,13 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ModelError
+from ..user_warnings import warn
 from .build import resolve_index
 from .generic import StructureModel, check_model_args
 from .registry import register_model
@@ -167,10 +167,9 @@ class _RWModel(StructureModel):
         positions = ids.astype(float) if ids.dtype != object else np.arange(1.0, n + 1.0)
         if cyclic:
             if ids.dtype != object and n > 2 and not np.allclose(np.diff(positions), positions[1] - positions[0]):
-                warnings.warn(
+                warn(
                     f'f({label}, model="{cls.model_name}", cyclic=TRUE): the values are not equally spaced; '
-                    "as R-INLA, they are treated as equally spaced",
-                    stacklevel=3,
+                    "as R-INLA, they are treated as equally spaced"
                 )
             R = cyclic_rw_structure(n, cls.order)
             rank_def = 1

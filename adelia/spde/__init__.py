@@ -19,12 +19,14 @@ coregionalisation over p variates, R-INLA's copy/several-likelihood form:
 
 from .coregional import Coregional, coregional
 from .fem import fem
+from .hull import nonconvex_hull
 from .matern import SPDE2, spde2_matern, spde2_pcmatern
 from .mesh import Mesh
 from .mesh1d import Mesh1D, mesh_1d
 from .mesh2d import mesh_2d
 from .priors import PCRange, PCSigma
 from .projector import locate, make_A, make_index
+from .result import spde_result
 from .separable import SeparableSpaceTime, spacetime_separable
 from .spacetime import DEMF121Model, SpaceTimeDEMF, demf_gammas, spacetime_demf
 from .spde2_model import SPDE2Model
@@ -51,10 +53,12 @@ __all__ = [
     "make_index",
     "mesh_1d",
     "mesh_2d",
+    "nonconvex_hull",
     "spacetime_demf",
     "spacetime_separable",
     "spde2_matern",
     "spde2_pcmatern",
+    "spde_result",
     "stack",
     "stack_A",
     "stack_data",

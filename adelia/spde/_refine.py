@@ -28,7 +28,6 @@ component.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +36,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay, cKDTree
 
 from ._geometry import circumcircles, edge_lengths, points_in_polygon, triangle_angles
+from ..user_warnings import warn
 
 _KEY = np.int64(1) << np.int64(32)
 
@@ -323,11 +323,10 @@ class _Refiner:
             ok &= ~encroaching
             accepted = self._independent(centre, radius, ok)
             if not accepted.size and not split.any():
-                warnings.warn(
+                warn(
                     f"mesh refinement stalled after {rounds} rounds with {int(bad.sum())} triangles "
                     "not meeting the max_edge/min_angle requests",
-                    RuntimeWarning,
-                    stacklevel=3,
+                    RuntimeWarning
                 )
                 break
             self.split_segments(split)
@@ -338,10 +337,9 @@ class _Refiner:
         seg_keys = np.unique(_edge_keys(self.segs[:, 0], self.segs[:, 1]))
         inside, _ = self.classify(tri, seg_keys)
         if not converged:
-            warnings.warn(
+            warn(
                 f"mesh refinement did not converge in {max_rounds} rounds; the mesh may not meet all requests",
-                RuntimeWarning,
-                stacklevel=3,
+                RuntimeWarning
             )
         return RefineResult(p, simp[inside], self.segs, self.kind, converged, rounds)
 

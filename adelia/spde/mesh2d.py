@@ -24,12 +24,12 @@ Not supported (say so, do not guess): polygon boundaries with holes or several p
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 from ..errors import DataError
+from ..user_warnings import warn
 from ._geometry import convex_enclosure, diameter, points_in_polygon, polygon_area
 from ._refine import refine
 from .mesh import Mesh
@@ -58,7 +58,7 @@ def _as_layers(value, name: str, default):
     if arr.size == 0:
         return None
     if arr.size > 2:
-        warnings.warn(f"mesh_2d: {name} has {arr.size} values; only the first two (inner, outer) are used", stacklevel=3)
+        warn(f"mesh_2d: {name} has {arr.size} values; only the first two (inner, outer) are used")
         arr = arr[:2]
     return [float(v) for v in arr]
 
@@ -76,7 +76,7 @@ def _as_boundaries(boundary) -> list:
     for k, b in enumerate(boundary):
         out.append(None if b is None else _polygon(np.asarray(b, dtype=float), f"boundary[{k}]"))
     if len(out) > 2:
-        warnings.warn("mesh_2d: more than two boundaries given; only the first two are used", stacklevel=3)
+        warn("mesh_2d: more than two boundaries given; only the first two are used")
         out = out[:2]
     return out
 
@@ -200,7 +200,7 @@ def mesh_2d(
         if not 0.0 <= a < 60.0:
             raise DataError(f"mesh_2d: min_angle must be in [0, 60) degrees, got {a}")
         if a > 33.0:
-            warnings.warn(f"mesh_2d: min_angle={a} > 33 degrees may not terminate", stacklevel=2)
+            warn(f"mesh_2d: min_angle={a} > 33 degrees may not terminate")
     for k, e in enumerate(max_edge_l):
         if not (math.isnan(e) or e > 0):
             raise DataError(f"mesh_2d: max_edge must be positive, got {e}")

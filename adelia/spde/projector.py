@@ -9,12 +9,12 @@ and replicate, time/group-major blocks of ``mesh.n`` nodes).
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError
+from ..user_warnings import warn
 from ._geometry import cross2
 
 
@@ -171,11 +171,10 @@ def make_A(mesh, loc=None, group=None, n_group=None, repl=None, n_repl=None, wei
         tri, bary = locate(mesh, pts)
         outside = tri < 0
         if outside.any():
-            warnings.warn(
+            warn(
                 f"make_A: {int(outside.sum())} of {k} location(s) lie outside the mesh "
                 f"(first rows {np.flatnonzero(outside)[:5].tolist()}); their rows of A are zero",
-                UserWarning,
-                stacklevel=2,
+                UserWarning
             )
         inside = np.flatnonzero(~outside)
         rows = np.repeat(inside, 3)

@@ -19,6 +19,9 @@ from conftest import SHARED, shared_path
 CASES = [
     "ar1_poisson", "gaussian_linear", "na_prediction", "nbinomial_iid", "scotland_bym2",
     "seeds_iid", "seeds_int_ccd", "spdetoy_pcmatern", "tokyo_rw2_cyclic", "criteria",
+    "rw2d_lattice",
+    "iid2d_bivmeta", "z_random_slopes", "zib1_sim", "loglogistic_surv", "pom_ordinal",
+    "lincomb_seeds", "ou_irregular", "besagproper_germany", "coxph_leuk",
 ]
 
 
@@ -83,3 +86,18 @@ def test_weibull_surv_matches_rinla_except_the_kinked_hessian():
             assert abs(float(res.internal_summary_hyperpar.loc[name, "mean"]) - mean) <= rc.ISSUE["hyper_mean"] * sd, name
     # the mode itself agrees with R-INLA's
     assert abs(res.posterior.log_post_mode - ref["mode"]["log_posterior_mode"]) < 1e-3
+
+
+def test_lincomb_seeds_correlation_matrix_matches_rinla():
+    # summary_lincomb_derived is compared in test_matches_rinla (rinla_compare.compare); here
+    # R-INLA's misc$lincomb.derived.{correlation,covariance}.matrix and their names
+    rc, res, ref = _fit_case("lincomb_seeds")
+    import numpy as np
+
+    names = ref["lincomb_derived_matrix_names"]
+    assert list(res.summary_lincomb_derived.index) == ref["summary_lincomb_derived"]["name"]
+    corr = res.misc["lincomb.derived.correlation.matrix"]
+    assert list(corr.index) == names and list(corr.columns) == names
+    np.testing.assert_allclose(corr.to_numpy(), np.array(ref["lincomb_derived_correlation_matrix"]), atol=0.005)
+    cov = res.misc["lincomb.derived.covariance.matrix"].to_numpy()
+    np.testing.assert_allclose(cov, np.array(ref["lincomb_derived_covariance_matrix"]), rtol=0.01)

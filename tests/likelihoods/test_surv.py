@@ -138,7 +138,7 @@ def test_right_censoring_at_time_zero_contributes_nothing():
 
 
 def test_survival_families_read_inla_surv_data():
-    assert SURVIVAL_FAMILIES == {"exponentialsurv", "weibullsurv", "lognormalsurv"}
+    assert SURVIVAL_FAMILIES == {"exponentialsurv", "weibullsurv", "lognormalsurv", "loglogisticsurv", "gammasurv"}
     s = inla_surv([2.0, 1.0, 0.5], [1, 0, 3], time2=[0, 0, 1.5])
     y, data = s.observation_data()
     lik = make_likelihood("exponentialsurv", y=y, **data)

@@ -78,7 +78,7 @@ def test_bym_is_iid_plus_besag(scale_model):
     names = [h.name for h in m.hyperparameters]
     assert names == ["Precision for region (iid component)", "Precision for region (spatial component)"]
     assert [h.internal_name for h in m.hyperparameters] == [
-        "Log precision for region (iid component)", "Log precision for region (spatial component)"]
+        "Log precision for region (idd component)", "Log precision for region (spatial component)"]  # R-INLA's typo
     assert [repr(h.prior) for h in m.hyperparameters] == ["loggamma(1, 0.0005)"] * 2
     assert [h.initial for h in m.hyperparameters] == [4.0, 4.0]
 

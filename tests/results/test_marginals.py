@@ -216,9 +216,10 @@ def test_functions_on_result_marginals_agree_with_the_summaries(seeds):
     sr = seeds.summary_random["plate"]
     node = seeds.marginals_random["plate"].sel(ID=3.0)
     row = sr[sr["ID"] == 3.0].iloc[0]
-    assert M.qmarginal(0.5, node) == pytest.approx(row["0.5quant"], abs=5e-3 * row["sd"])
     # this node's marginal is a spike (76% weight, sd 0.011) on a slab; the 43-point grid of
-    # marginals_random resolves the spike coarsely, so the mean from the grid is looser
+    # marginals_random (R-INLA's layout: the combined density at 43 of its quantiles) resolves
+    # the spike coarsely, so the median and the mean from the grid are looser
+    assert M.qmarginal(0.5, node) == pytest.approx(row["0.5quant"], abs=0.02 * row["sd"])
     assert M.emarginal(lambda t: t, node) == pytest.approx(row["mean"], abs=0.05 * row["sd"])
     # hyperparameters: the user-scale marginal and the internal one related by tmarginal(exp)
     (hname,) = list(seeds.marginals_hyperpar)

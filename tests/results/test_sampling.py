@@ -149,8 +149,11 @@ def test_seeds_samples_match_the_summaries_and_the_predictor(seeds):
     for name in sf.index:
         _mc_mean_ok(s[name].mean(), sf.loc[name, "mean"], sf.loc[name, "sd"])
         _mc_sd_ok(s[name].std(ddof=1), sf.loc[name, "sd"])
-    sr = res.summary_random["plate"]
-    _mc_mean_ok(s["plate"].mean("sample"), sr["mean"], sr["sd"])
+    # the draws come from the mixture over θ itself, whose moments the reported summaries (of
+    # R-INLA's combined density, cut at ±5 sd) approach only roughly for these spike-and-slab
+    # plate marginals: compare with the mixture's exact moments
+    plate, _ = res._component_mixture("plate")
+    _mc_mean_ok(s["plate"].mean("sample"), plate.mean(), plate.sd())
     # η_i = β0 + β1 x1_i + β2 x2_i + plate[plate_i], from the data columns
     pos = {float(v): i for i, v in enumerate(s["plate_ID"].values)}
     cols = np.array([pos[float(v)] for v in df["plate"]])
