@@ -19,7 +19,7 @@ from .errors import ControlError, unknown_choice
 DEFAULTS: dict[str, dict[str, Any]] = {
     "control_inla": {
         "strategy": "auto",  # "gaussian" | "simplified.laplace" | "laplace" | "auto"
-        "int.strategy": "auto",  # "auto" | "grid" | "ccd" | "eb"
+        "int.strategy": "auto",  # "auto" | "grid" | "ccd" | "eb" | "nuts" (adelia's own: NUTS over θ)
         "h": 0.005,
         "dz": 0.75,
         "diff.logdens": 6.0,
@@ -50,6 +50,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # adelia's own: estimate the fit's peak memory first and raise MemoryError when it
         # exceeds what is available (adelia.inference.memory); False runs regardless
         "memory.check": True,
+        # adelia's own: settings of int.strategy "nuts" (adelia.inference.nuts_theta.NUTS_DEFAULTS)
+        "nuts": None,
     },
     "control_compute": {
         "dic": False,
@@ -100,7 +102,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 _VALID_CHOICES = {
     ("control_inla", "strategy"): ("auto", "gaussian", "simplified.laplace", "laplace", "adaptive"),
-    ("control_inla", "int.strategy"): ("auto", "grid", "ccd", "eb", "user", "user.std"),
+    ("control_inla", "int.strategy"): ("auto", "grid", "ccd", "eb", "user", "user.std", "nuts"),
     ("control_inla", "solver"): ("auto", "dense", "sparse", "bta"),
     ("control_inla", "inla.mode"): ("compact", "classic"),
     ("control_inla", "gradient"): ("ad", "fd"),
@@ -149,6 +151,10 @@ def check_value(name: str, key: str, value: Any) -> Any:
             return _R_BOOLEANS[value]
         valid = '"auto", True or False' if key == "enable" else "True or False (R's TRUE/FALSE)"
         raise ControlError(f"{name}: {key} = {value!r} is not valid; it must be {valid}.")
+    if name == "control_inla" and key == "nuts" and value is not None:
+        from .inference.nuts_theta import nuts_settings  # validated now, not after the mode search
+
+        return nuts_settings(value)
     if key in _NUMERIC_KEYS.get(name, ()):
         if name == "control_fixed" and key in ("mean", "prec") and isinstance(value, Mapping):
             return {k: _number(name, f"{key}[{k!r}]", v) for k, v in value.items()}

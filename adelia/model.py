@@ -259,6 +259,7 @@ class Model:
     n_rows: int
     effect_offset: np.ndarray | None = None  # the formula's offset on its own rows (stack models)
     lincombs: Any = None  # adelia.lincomb.LincombDesign of lincomb= (None without)
+    fixed_encoding: Any = None  # adelia.formula.fixed.FixedEncoding: re-encodes new data (res.predict)
 
     def __post_init__(self):
         self._x_warm = np.zeros(self.graph.n_latent)
@@ -351,6 +352,18 @@ class Model:
         """∇ log π̃ at a batch of θ (k, d) (host threads on the CPU, one vmapped call else)."""
         (_, _), g = self._vg_batch(thetas, jnp.asarray(self._x_warm))
         return g
+
+    def sample_theta(self, n: int = 500, chains: int = 4, seed: int = 0, **options):
+        """NUTS draws of θ from log π̃(θ | y) with its exact gradient, as an xarray DataArray
+        (chain, draw, theta); ``options``: warmup, target_accept, max_tree_depth, verbose.
+        See :func:`adelia.inference.nuts_theta.sample_theta`.
+
+        Example:
+            >>> chain = model.sample_theta(500, chains=4, seed=1)   # doctest: +SKIP
+        """
+        from .inference.nuts_theta import sample_theta
+
+        return sample_theta(self, n, chains=chains, seed=seed, **options)
 
     # --- fitting ---------------------------------------------------------------------------------
     def fit(self, quantiles=(0.025, 0.5, 0.975), verbose: bool = False):
@@ -617,7 +630,7 @@ def compile(
 
         lincombs = resolve_lincombs(lincomb, graph, has_stack_A=A_pred is not None)
     return Model(spec, graph, observations, layout, laplace, controls, tuple(fd.names), tuple(families), y, n_rows, effect_offset,
-                 lincombs)
+                 lincombs, fd.encoding)
 
 
 def _block_structure(components, fixed, solver: str):

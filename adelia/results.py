@@ -375,6 +375,8 @@ class InlaResult(Mapping):
                            else p.points.vb_aborted.copy()),
             "warnings": list(p.warnings),
             "timings": dict(p.timings),
+            # int.strategy "nuts": the chain over θ (R-hat, ESS, divergences; adelia.inference.nuts_theta)
+            **({"nuts": p.nuts.diagnostics()} if getattr(p, "nuts", None) is not None else {}),
         }
 
     # --- presentation ---------------------------------------------------------------------------------------------
@@ -413,6 +415,18 @@ class InlaResult(Mapping):
         from .inference.sampling import hyperpar_sample
 
         return hyperpar_sample(self, n, seed=seed, intern=intern, improve_marginals=improve_marginals)
+
+    def predict(self, new_data, expr=None, n_samples: int = 1000, seed=0, quantiles=None, offset=None):
+        """The posterior at new rows (inlabru's ``predict``; no NA-response refit or stack):
+        ``summary_linear_predictor``, ``summary_fitted_values``, ``samples`` and, with ``expr``,
+        ``summary_expr``; see :func:`adelia.predict.predict`.
+
+        Example:
+            >>> p = res.predict(pd.DataFrame({"x1": [0, 1], "x2": [1, 1], "plate": [3, 99]}))  # doctest: +SKIP
+        """
+        from .predict import predict
+
+        return predict(self, new_data, expr=expr, n_samples=n_samples, seed=seed, quantiles=quantiles, offset=offset)
 
     def to_arviz(self, n: int = 1000, seed=0, log_likelihood: bool = True, predictor: bool = False):
         """ArviZ data from ``n`` joint posterior samples (one chain): ``InferenceData`` for

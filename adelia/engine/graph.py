@@ -325,6 +325,13 @@ def _formula_matrix(components, fixed: FixedEffects, copies, offsets_of: dict[st
     group j the copy term j-1 (to be multiplied by its β)."""
     rows, cols, vals = [], [], []
     for comp in components:
+        projector = comp.extra.get("projector")
+        if projector is not None:  # rows mapped to nodes by a matrix (SPDE at coordinates)
+            P = sp.coo_matrix(projector)
+            rows.append(P.row)
+            cols.append(offsets_of[comp.label] + P.col)
+            vals.append(P.data.astype(float))
+            continue
         use = comp.index >= 0
         r = np.flatnonzero(use)
         rows.append(r)

@@ -96,6 +96,11 @@ def make_factor(values: Any, levels: list | None = None, ordered: bool = False) 
             except TypeError:
                 kinds = sorted({type(v).__name__ for v in present.tolist()})
                 raise DataError(f"cannot make a factor of values of mixed types ({kinds})") from None
+    else:
+        names = [level_name(lv) for lv in levels]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:  # R: 'factor level [2] is duplicated'
+            raise DataError(f"factor(levels=): the levels {duplicated} are given more than once")
     return RFactor(codes_for(arr, levels), tuple(levels), tuple(level_name(lv) for lv in levels), ordered)
 
 
@@ -245,7 +250,7 @@ _COMPARE = {"==": np.equal, "!=": np.not_equal, "<": np.less, ">": np.greater,
 #: functions a fixed-effects term may call
 SUPPORTED_FUNCTIONS = tuple(sorted(set(_MATH1) | {
     "I", "log", "round", "pmin", "pmax", "ifelse", "as.numeric", "as.double", "as.integer",
-    "as.character", "factor", "as.factor", "as.logical", "inla.group"}))
+    "as.character", "factor", "as.factor", "as.logical", "inla.group", "cbind"}))
 #: inla.group's arguments, in R's order
 _INLA_GROUP_ARGS = ("x", "n", "method", "idx.only")
 
@@ -416,6 +421,8 @@ class _DataEvaluator:
                                                              evaluate_value(kw["ordered"], self.source)))
         if name == "inla.group":
             return self.inla_group(node, pos, kw)
+        if name == "cbind" and pos and not kw:
+            return self.cbind(pos)
         if name in SUPPORTED_FUNCTIONS:
             raise FormulaError(located(f"bad arguments to {name}() in {deparse(node)!r}",
                                        self.source, node.start))
@@ -424,6 +431,19 @@ class _DataEvaluator:
             f'the function "{what}()" is not supported in the fixed effects.'
             f"{did_you_mean(what, SUPPORTED_FUNCTIONS)} Supported: {', '.join(SUPPORTED_FUNCTIONS)}. "
             "Compute the covariate as a data column instead.", self.source, node.start))
+
+    def cbind(self, pos: list) -> np.ndarray:
+        """R's ``cbind(a, b, ...)`` of numeric columns: an (n, k) float array (coordinates for
+        ``f(cbind(s1, s2), model=spde)``)."""
+        cols = []
+        for p in pos:
+            v = self.eval(p)
+            if isinstance(v, RFactor) or np.asarray(v).dtype.kind in "OUSb":
+                raise DataError(f"cbind() in {self.where} needs numeric columns, but {deparse(p)!r} holds "
+                                f"{'a factor' if isinstance(v, RFactor) else 'non-numeric values'}; "
+                                "convert it to numbers first")
+            cols.append(self.full(np.asarray(v, dtype=np.float64), p))
+        return np.column_stack(cols)
 
     def inla_group(self, node: Call, pos: list, kw: dict) -> np.ndarray:
         """R-INLA's ``inla.group(x, n = 25, method = c("cut", "quantile"), idx.only = FALSE)``."""

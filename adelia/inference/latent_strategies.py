@@ -635,7 +635,7 @@ def select_nodes(mixture, columns):
     if isinstance(mixture, LaplaceMixture):
         return mixture.select(columns)
     shape = None if mixture.shape is None else mixture.shape[:, columns]
-    return Mixture(mixture.weights, mixture.loc[:, columns], mixture.scale[:, columns], shape)
+    return type(mixture)(mixture.weights, mixture.loc[:, columns], mixture.scale[:, columns], shape)  # subclasses kept
 
 
 def scale_components(mixture, factor):
@@ -644,4 +644,4 @@ def scale_components(mixture, factor):
         return mixture.scaled(factor)
     f = np.broadcast_to(np.asarray(factor, dtype=float), (mixture.loc.shape[0],))[:, None]
     shape = None if mixture.shape is None else mixture.shape * np.sign(f)
-    return Mixture(mixture.weights, mixture.loc * f, mixture.scale * np.abs(f), shape)
+    return type(mixture)(mixture.weights, mixture.loc * f, mixture.scale * np.abs(f), shape)

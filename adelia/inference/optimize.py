@@ -3,9 +3,10 @@
 The mode is found by BFGS on −f(θ) with the exact AD gradient (one objective's cost per
 gradient instead of R-INLA's 2d+1 evaluations). The line search backtracks on non-finite
 values, so a θ where the inner Newton fails is stepped away from rather than propagated.
-The Hessian at the mode is the central difference of AD gradients (2d gradient calls,
-evaluated as one vmapped batch): custom-VJP kernels have no forward-mode rule, so
-forward-over-reverse is not available.
+The Hessian at the mode is R-INLA's second difference of objective values, or the central
+difference of AD gradients (2d gradient calls, evaluated as one vmapped batch: custom-VJP
+kernels have no forward-mode rule, so forward-over-reverse is not available), taken along
+the directions of the mode search as R-INLA's ``use.directions`` (default) or along the axes.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class ModeResult:
     trace: list[float] = field(default_factory=list)
     #: free coordinates at which the mode is a kink maximum (see :func:`kink_coordinates`)
     kinks: tuple[int, ...] = ()
+    #: R-INLA's direction matrix after the search (``use.directions``): orthonormal columns, the
+    #: latest step first (see :func:`search_directions`); None when no search was run
+    directions: np.ndarray | None = None
 
 
 def kink_coordinates(
@@ -86,6 +90,11 @@ def find_mode(
 ) -> ModeResult:
     """Maximise f by BFGS with a backtracking (Armijo) line search.
 
+    The steps taken are recorded as R-INLA records them for ``control.inla$use.directions``
+    (``GMRFLib_gsl_optimize``): ``ModeResult.directions`` is :func:`search_directions` of the
+    accepted steps θ_k − θ_{k−1}. They are this optimiser's steps, not those of R-INLA's GSL
+    ``vector_bfgs3``: the two agree in where they go (the mode) but not step by step.
+
     Args:
         value_and_grad: θ -> (f(θ), ∇f(θ)) on the free coordinates; non-finite values are
             treated as "outside the domain" by the line search.
@@ -110,6 +119,7 @@ def find_mode(
         )
     if d == 0:
         return ModeResult(theta, f, g, True, 0, n_eval, "no free hyperparameters", [f])
+    steps: list[np.ndarray] = []
     B = np.eye(d)  # inverse Hessian approximation of −f
     trace = [f]
     message = "maximum number of iterations reached"
@@ -151,6 +161,8 @@ def find_mode(
             I = np.eye(d)
             B = (I - rho * np.outer(s, yk)) @ B @ (I - rho * np.outer(yk, s)) + rho * np.outer(s, s)
         f_old = f
+        if np.any(s != 0):
+            steps.append(s)
         theta, f, g = trial, f_new, g_new
         trace.append(f)
         if callback is not None:
@@ -178,14 +190,69 @@ def find_mode(
                     "a prior without a kink (hyper=...) or another start (control_mode={'theta': ...}).",
                     KinkedModeWarning
                 )
-                return ModeResult(theta, f, g, True, it, n_eval, message, trace, tuple(kinks))
+                return ModeResult(theta, f, g, True, it, n_eval, message, trace, tuple(kinks), search_directions(steps, d))
     if not converged:
         warn(
             f"the mode search for the hyperparameters stopped without converging ({message}; "
             f"max|gradient| = {np.max(np.abs(g)):.3g} at θ = {np.round(theta, 4).tolist()})",
             ModeSearchWarning
         )
-    return ModeResult(theta, f, g, bool(converged), it, n_eval, message, trace)
+    return ModeResult(theta, f, g, bool(converged), it, n_eval, message, trace, directions=search_directions(steps, d))
+
+
+def search_directions(steps: list[np.ndarray], d: int) -> np.ndarray:
+    """R-INLA's direction matrix A from the optimiser's steps (``use.directions``).
+
+    As ``GMRFLib_gsl_optimize`` (opt-interface/domin-interface.c) builds it: start from
+    Adir = ε·1 with diagonal √max(ε, 1 − (d−1)ε²), ε = GSL_ROOT3_DBL_EPSILON (≈ 6.1e-6); after
+    each iteration with a nonzero step s = θ_k − θ_{k−1}, shift Adir's columns one to the right
+    (dropping the last) and put s in column 0; A is Adir orthonormalised column by column
+    (``GMRFLib_gsl_mgs``: modified Gram-Schmidt, each column signed so that its largest entry
+    is positive). So A's first column is the last step's direction, the next the step before
+    it made orthogonal to the later ones, ...; with d = 1, A = [[1]]. R-INLA evaluates
+    gradients and the Hessian at the mode along A's columns (:func:`hessian_from_values`).
+
+    adelia differs only where a step is (numerically) in the span of the later ones: R-INLA's
+    Gram-Schmidt then normalises rounding noise; here that column is replaced by the unit
+    vector that completes the basis best (the columns stay orthonormal).
+
+    Example:
+        >>> A = search_directions([np.array([1.0, 1.0]), np.array([0.0, 2.0])], 2)
+        >>> np.round(A, 4).tolist()  # last step (0, 2) first, then (1, 1) made orthogonal to it
+        [[0.0, 1.0], [1.0, 0.0]]
+    """
+    if d == 1:
+        return np.ones((1, 1))
+    eps = np.finfo(float).eps ** (1.0 / 3.0)
+    adir = np.full((d, d), eps)
+    adir[np.diag_indices(d)] = np.sqrt(max(eps, 1.0 - (d - 1) * eps**2))
+    for s in steps:
+        adir = np.concatenate([np.asarray(s, dtype=float)[:, None], adir[:, :-1]], axis=1)
+    if not steps:
+        return adir  # R-INLA leaves the initial matrix as it is until the first iteration
+    return _modified_gram_schmidt(adir)
+
+
+def _modified_gram_schmidt(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=float)
+    d = a.shape[1]
+    for i in range(d):
+        col = a[:, i]
+        norm = np.linalg.norm(col)
+        if not norm > 1e-10 * max(1.0, np.max(np.abs(a))):
+            # dependent on the earlier columns: complete the basis with the unit vector least
+            # in their span (R-INLA would normalise rounding noise here)
+            q = a[:, :i]
+            resid = np.eye(a.shape[0]) - q @ q.T
+            col = resid[:, int(np.argmax(np.linalg.norm(resid, axis=0)))]
+            norm = np.linalg.norm(col)
+        col = col / norm
+        if col[np.argmax(np.abs(col))] < 0:
+            col = -col
+        a[:, i] = col
+        for j in range(i + 1, d):
+            a[:, j] -= (col @ a[:, j]) * col
+    return a
 
 
 @dataclass
@@ -204,18 +271,34 @@ class HessianResult:
 
 
 def hessian_from_values(
-    batched_f: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, f0: float, step: float = 0.0707
+    batched_f: Callable[[np.ndarray], np.ndarray],
+    theta: np.ndarray,
+    f0: float,
+    step: float = 0.0707,
+    directions: np.ndarray | None = None,
 ) -> HessianResult:
     """R-INLA's Hessian: second differences of log π̃ itself (``GMRFLib_opt_estimate_hessian``).
 
-    diag: (f(θ + h e_i) − 2 f(θ) + f(θ − h e_i)) / h², off-diagonal:
-    (f(θ + h e_i + h e_j) − f(θ − h e_i + h e_j) − f(θ + h e_i − h e_j) + f(θ − h e_i − h e_j)) / 4h²,
-    2d² evaluations as one batch. Unlike differences of gradients it treats a kink of the
-    objective (e.g. a PC prior at its base model) exactly as R-INLA does.
+    Along the columns a_i of ``directions`` A (R-INLA's ``use.directions``, default; None: the
+    axes, A = I), with u_i = h a_i:
+    diag: D_ii = (f(θ + u_i) − 2 f(θ) + f(θ − u_i)) / h², off-diagonal:
+    D_ij = (f(θ + u_i + u_j) − f(θ − u_i + u_j) − f(θ + u_i − u_j) + f(θ − u_i − u_j)) / 4h²,
+    2d² evaluations as one batch. D is the Hessian of u ↦ f(θ + A u), so the Hessian in θ is
+    A⁻ᵀ D A⁻¹ (``GMRFLib_opt_dir_transform_hessian``). On a smooth f every non-degenerate A
+    gives the same matrix to O(h²); where f has a kink (a PC prior at its base model) the
+    differences depend on A, and R-INLA's A is that of its mode search. Unlike differences of
+    gradients this treats a kink exactly as R-INLA does.
+
+    Example:
+        >>> f = lambda t: -0.5 * (2 * t[..., 0] ** 2 + t[..., 0] * t[..., 1] + t[..., 1] ** 2)
+        >>> A = np.array([[0.6, -0.8], [0.8, 0.6]])
+        >>> np.round(hessian_from_values(f, np.zeros(2), 0.0, directions=A).hessian, 6).tolist()
+        [[2.0, 0.5], [0.5, 1.0]]
     """
     theta = np.asarray(theta, dtype=float)
     d = theta.size
-    E = np.eye(d) * step
+    A = np.eye(d) if directions is None else np.asarray(directions, dtype=float)
+    E = A.T * step  # row i: the step along direction i
     pts = [theta + E, theta - E]
     pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
     for i, j in pairs:
@@ -227,13 +310,21 @@ def hessian_from_values(
     for k, (i, j) in enumerate(pairs):
         a, b, c, e = vals[2 * d + 4 * k : 2 * d + 4 * k + 4]
         H[i, j] = H[j, i] = -(a - b - c + e) / (4 * step**2)
+    if directions is not None:
+        Ainv = np.linalg.inv(A)
+        H = Ainv.T @ H @ Ainv
     return _finish_hessian(H)
 
 
 def hessian_from_gradients(
-    batched_grad: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, step: float = 1e-3
+    batched_grad: Callable[[np.ndarray], np.ndarray],
+    theta: np.ndarray,
+    step: float = 1e-3,
+    directions: np.ndarray | None = None,
 ) -> HessianResult:
-    """Central differences of AD gradients: H_ij = −(g_j(θ + h e_i) − g_j(θ − h e_i)) / 2h.
+    """Central differences of AD gradients along the columns a_i of ``directions`` A (None: the
+    axes): (g(θ + h a_i) − g(θ − h a_i)) / 2h = ∇²f a_i, so −∇²f = −G A⁻¹ with G's columns
+    those differences (symmetrised).
 
     ``batched_grad`` maps a (k, d) array of θ points to (k, d) gradients of f.
     """
@@ -242,10 +333,12 @@ def hessian_from_gradients(
     if d == 0:
         e = np.zeros(0)
         return HessianResult(np.zeros((0, 0)), e, np.zeros((0, 0)))
-    E = np.eye(d) * step
+    A = np.eye(d) if directions is None else np.asarray(directions, dtype=float)
+    E = A.T * step
     pts = np.concatenate([theta + E, theta - E], axis=0)
     G = np.asarray(batched_grad(pts), dtype=float)
-    H = -(G[:d] - G[d:]) / (2 * step)
+    HA = -(G[:d] - G[d:]).T / (2 * step)  # column i: −∇²f a_i
+    H = HA if directions is None else np.linalg.solve(A.T, HA.T).T
     return _finish_hessian(H)
 
 

@@ -109,6 +109,7 @@ class Posterior:
     x_mode: np.ndarray  # latent mode at θ*
     criteria: dict[str, Any] = field(default_factory=dict)
     lincomb: Any = None  # .lincomb.LincombPosterior when the model has lincomb=
+    nuts: Any = None  # .nuts_theta.ChainResult for int.strategy "nuts" (the chain over θ)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     n_evaluations: int = 0
@@ -301,10 +302,12 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         method = ci["hessian.method"]
         if method == "auto":
             method = hessian_method(d, model.graph.n_latent)
+        # R-INLA's use.directions (default): differences along the mode search's directions
+        dirs = mode.directions if ci["use.directions"] else None
         if method == "values":
-            hess = hessian_from_values(model.log_posterior_batch, theta_star, f_star, step=step)
+            hess = hessian_from_values(model.log_posterior_batch, theta_star, f_star, step=step, directions=dirs)
         else:
-            hess = hessian_from_gradients(model.grad_batch, theta_star, step=step)
+            hess = hessian_from_gradients(model.grad_batch, theta_star, step=step, directions=dirs)
         axes = des.hessian_axes(hess.hessian)
         if axes.repaired:
             msg = (f"the Hessian of log π(θ|y) at the mode θ* = {np.round(theta_star, 4).tolist()} is not positive definite "
@@ -337,6 +340,13 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
             theta_star, axes, pos, neg, model.log_posterior_batch, f_star, dz=float(ci["dz"]), diff_logdens=float(ci["diff.logdens"])
         )
         prog.stop()
+    elif strategy == "nuts":
+        # NUTS over θ (.nuts_theta): the chain's thinned draws are the design points, with
+        # equal weights (below); the hyperparameter marginals come from the chain itself
+        from .nuts_theta import chain_design, nuts_settings, run_theta_chain
+
+        chain = run_theta_chain(model, theta_star, axes.covariance(), ci.get("nuts"), progress=prog)
+        design = chain_design(chain, theta_star, axes, nuts_settings(ci.get("nuts"))["points"])
     else:
         design = des.integration_design(theta_star, axes, pos, neg, strategy=strategy)
     prog.start(f"integration over {design.size} points")
@@ -345,7 +355,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     pts = _evaluate_points(model, design.theta, x_warm, use_vb)
     prog.stop()
     release_host_memory()
-    if d and design.strategy != "grid.classic" and np.max(pts.log_post) > f_star + 1.0:
+    if d and design.strategy not in ("grid.classic", "nuts") and np.max(pts.log_post) > f_star + 1.0:
         best = design.theta[int(np.argmax(pts.log_post))]
         msg = (
             f"log π(θ|y) at the integration point θ = {np.round(best, 4).tolist()} exceeds its value at the mode found "
@@ -376,10 +386,16 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
 
     # --- 4. weights, mlik, marginals ------------------------------------------------------------------------
     t3 = time.perf_counter()
-    probs = des.mixture_probabilities(design, pts.log_post)
+    if design.strategy == "nuts":  # draws from π̃(θ | y): equal weights (those with finite π̃)
+        probs = np.where(np.isfinite(pts.log_post), 1.0, 0.0)
+        probs = probs / probs.sum()
+    else:
+        probs = des.mixture_probabilities(design, pts.log_post)
     if d:
         mlik_g = des.log_mlik_gaussian(f_star, axes)
-        if design.strategy == "grid.classic":
+        if design.strategy == "nuts":  # a chain gives no normalising constant: the Gaussian estimate
+            mlik_i = mlik_g
+        elif design.strategy == "grid.classic":
             lw = pts.log_post + design.log_weights
             top = float(np.max(lw))
             mlik_i = top + float(np.log(np.sum(np.exp(lw - top)))) - 0.5 * float(np.sum(np.log(axes.eigenvalues)))
@@ -401,9 +417,15 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         latent = Mixture(p_latent[keep], pts.mean[keep], np.sqrt(np.maximum(pts.var[keep], 0.0)))
     keep2 = p_pred > 0
     predictor = Mixture(p_pred[keep2], pts.eta_mean[keep2], np.sqrt(np.maximum(pts.eta_var[keep2], 1e-300)))
-    hyper = (
-        hyperparameter_marginals(theta_star, axes, pos, neg, design.theta, pts.log_post, strategy=design.strategy) if d else []
-    )
+    if design.strategy == "nuts":
+        from .nuts_theta import chain_hyper_marginals, exact_mixture
+
+        hyper = chain_hyper_marginals(chain.pooled())
+        latent, predictor = exact_mixture(latent), exact_mixture(predictor)
+    else:
+        hyper = (
+            hyperparameter_marginals(theta_star, axes, pos, neg, design.theta, pts.log_post, strategy=design.strategy) if d else []
+        )
     lincomb = None
     if getattr(model, "lincombs", None) is not None:  # derived linear combinations (lincomb=)
         from .lincomb import lincomb_posterior
@@ -412,7 +434,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     timings["marginals"] = time.perf_counter() - t3
     check_fit(model, latent.mean(), float(mlik_i), notes)
     centre = int(np.argmax(np.all(design.z == 0, axis=1))) if d else 0
-    x_mode = pts.mode[centre]
+    x_mode = x_warm if design.strategy == "nuts" else pts.mode[centre]  # nuts: x*(θ*) from the mode search
 
     post = Posterior(
         mode=mode,
@@ -433,8 +455,9 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         x_mode=x_mode,
         timings=timings,
         warnings=notes,
-        n_evaluations=mode.n_evaluations + 2 * d + 2 * d + design.size,
+        n_evaluations=mode.n_evaluations + 2 * d + 2 * d + design.size + (chain.n_evaluations if design.strategy == "nuts" else 0),
         lincomb=lincomb,
+        nuts=chain if design.strategy == "nuts" else None,
     )
     if cc.get("dic") or cc.get("waic") or cc.get("cpo") or cc.get("po"):
         from .criteria import compute_criteria

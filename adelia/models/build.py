@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import DataError, ModelError, unknown_choice
 from . import registry
@@ -350,6 +351,9 @@ def build_component(term, covariate, group=None, replicate=None, weights=None, c
     inner_args = dict(args)
     if expanded:
         inner_args["diagonal"] = 0.0  # added once to the expanded matrix, as R-INLA does
+    if cov is not None and np.ndim(cov) == 2 and not hasattr(cls, "projector_rows"):
+        raise ModelError(f'f({label}, model="{name}"): the covariate has {np.shape(cov)[1]} columns (coordinates); '
+                         "only an SPDE model (model=spde) maps coordinates to nodes -- give one column for this model")
     inner, index, ids = cls.from_term(label, cov, inner_args)
     index = np.asarray(index, dtype=np.int64)
     ids = np.asarray(ids)
@@ -363,6 +367,9 @@ def build_component(term, covariate, group=None, replicate=None, weights=None, c
         w = w * np.nan_to_num(np.asarray(cov, dtype=float).ravel(), nan=0.0)
 
     extra: dict[str, Any] = {"n": inner.n, "ngroup": ngroup, "nrep": nrep, "model": name}
+    row_projector = getattr(inner, "row_projector", None)
+    if row_projector is not None:  # f(cbind(s1, s2), model=spde): rows of A instead of an index
+        extra["projector"] = _expanded_projector(row_projector, w, group, replicate, inner.n, ngroup, nrep, label)
     if not expanded:
         return Component(model=inner, index=index, weights=w, ids=ids, extra=extra)
 
@@ -389,3 +396,25 @@ def build_component(term, covariate, group=None, replicate=None, weights=None, c
         replicate=np.repeat(np.arange(1, nrep + 1), N * ngroup),
     )
     return Component(model=model_obj, index=full_index, weights=w, ids=np.tile(ids, ngroup * nrep), extra=extra)
+
+
+def _expanded_projector(A, w, group, replicate, n: int, ngroup: int, nrep: int, label: str) -> sp.csr_matrix:
+    """The term's rows of A_formula when the model maps rows to nodes by a matrix (an SPDE at
+    coordinates): w_i · A_i placed at the node block of row i's group and replicate
+    (column j + n(g − 1) + n·ngroup(r − 1), as ``inla.spde.make.A`` with group/repl)."""
+    A = sp.coo_matrix(A)
+    shift = np.zeros(A.shape[0], dtype=np.int64)
+    for col, nm, top, step in ((group, "group", ngroup, n), (replicate, "replicate", nrep, n * ngroup)):
+        if col is None or top <= 1:
+            continue
+        c = _column(col, nm, label, A.shape[0])
+        used = np.asarray(A.sum(axis=1)).ravel() != 0
+        if np.any(np.isnan(c) & used):
+            rows = np.flatnonzero(np.isnan(c) & used) + 1
+            raise ModelError(f"f({label}, ...): {nm} is NA where {label!r} is not (rows {_fmt_values(rows.tolist())})")
+        if np.any(c[used] > top):
+            raise ModelError(f"f({label}, ...): {nm} values {_fmt_values(np.unique(c[used][c[used] > top]))} exceed "
+                             f"n{'group' if nm == 'group' else 'rep'}={top}")
+        shift += step * (np.nan_to_num(c, nan=1.0).astype(np.int64) - 1)
+    vals = A.data * np.asarray(w, dtype=float)[A.row]
+    return sp.csr_matrix((vals, (A.row, A.col + shift[A.row])), shape=(A.shape[0], n * ngroup * nrep))

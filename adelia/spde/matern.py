@@ -171,9 +171,70 @@ class SPDE2:
         Returns (model, index (0-based, −1 for NA), ids = 0..n−1 as R-INLA numbers SPDE nodes).
         """
         model = self.latent_model(label, args)
+        if covariate is not None and np.ndim(covariate) == 2:
+            # f(cbind(s1, s2), model=spde): coordinates; the term's rows of A are the projector
+            # (inlabru's convenience), carried to the graph compiler by the model
+            A, used = self.projector_rows(covariate, label)
+            model.row_projector = A
+            return model, np.where(used, 0, -1).astype(np.int64), np.arange(self.n_spde)
         index = node_index(covariate, self.n_spde, label)
         # R-INLA reports SPDE nodes with 0-based IDs (summary.random$s$ID = 0..n-1)
         return model, index, np.arange(self.n_spde)
+
+    def projector_rows(self, coords, label: str = "s", where: str = "the data") -> tuple[sp.csr_matrix, np.ndarray]:
+        """The rows of R-INLA's ``inla.spde.make.A(mesh, loc = coords)`` for
+        ``f(cbind(s1, s2), model=spde)``: row i is the barycentric weights of location i in
+        its mesh triangle, so that the field at s_i is Σ_j A_ij x_j (piecewise-linear basis).
+
+        A row whose coordinates are all NA does not use the field (a zero row; ``used`` False).
+
+        Args:
+            coords: (n, 2) coordinates (a third column is ignored).
+            label: the term (for messages).
+            where: what the rows are (for messages: "the data", "new_data").
+
+        Returns:
+            (A (n, n_spde) CSR, used (n,) bool).
+
+        Raises:
+            DataError: non-numeric coordinates, a row with only some coordinates NA, or
+                locations outside the mesh (listing the 1-based rows) — make_A would give
+                them zero rows, i.e. silently no field there.
+
+        Example:
+            >>> A, used = spde.projector_rows(np.array([[0.5, 0.5]]))          # doctest: +SKIP
+        """
+        from .projector import locate
+
+        head = f"f({label}, model=spde)"
+        try:
+            pts = np.asarray(coords, dtype=float)
+        except (TypeError, ValueError):
+            raise DataError(f"{head}: the coordinates in {where} must be numbers (e.g. cbind(s1, s2) of two "
+                            "numeric columns)") from None
+        if pts.ndim != 2 or pts.shape[1] not in (2, 3):
+            raise DataError(f"{head}: the coordinates must be two columns, cbind(x, y); got shape {pts.shape}")
+        pts = pts[:, :2]
+        na = np.isnan(pts)
+        used = ~na.all(axis=1)
+        bad = (na.any(axis=1) & used) | (~np.isfinite(pts).all(axis=1) & ~na.any(axis=1))
+        if bad.any():
+            rows = np.flatnonzero(bad) + 1
+            raise DataError(f"{head}: rows {_rows(rows)} (1-based) of {where} have NA or infinite coordinates in "
+                            "only one column; give both coordinates, or NA in both where a row has no field")
+        tri, bary = locate(self.mesh, np.where(used[:, None], pts, 0.0))
+        outside = used & (tri < 0)
+        if outside.any():
+            rows = np.flatnonzero(outside)
+            raise DataError(f"{head}: {rows.size} location(s) of {where} lie outside the mesh, rows {_rows(rows + 1)} "
+                            f"(1-based), e.g. ({pts[rows[0], 0]:g}, {pts[rows[0], 1]:g}); the field is not defined "
+                            "there. Extend the mesh to cover them, or drop those rows")
+        inside = np.flatnonzero(used)
+        A = sp.coo_matrix((bary[inside].ravel(), (np.repeat(inside, 3), self.mesh.tv[tri[inside]].ravel())),
+                          shape=(pts.shape[0], self.n_spde)).tocsr()
+        A.sum_duplicates()
+        A.eliminate_zeros()
+        return A, used
 
     def precision(self, theta) -> sp.csc_matrix:
         """Q(θ) as a scipy matrix (R-INLA's ``inla.spde2.precision``)."""
@@ -181,6 +242,11 @@ class SPDE2:
 
     def __repr__(self) -> str:
         return f"SPDE2(model={self.model!r}, n_spde={self.n_spde}, alpha={self.alpha}, theta={[h['key'] for h in self.hyper]})"
+
+
+def _rows(rows, limit: int = 10) -> str:
+    rows = [int(r) for r in rows]
+    return ", ".join(map(str, rows[:limit])) + (f", ... ({len(rows)} in all)" if len(rows) > limit else "")
 
 
 def node_index(covariate, n: int, label: str) -> np.ndarray:
