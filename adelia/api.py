@@ -43,11 +43,20 @@ def inla(
             ``"y ~ 1 + x + f(idx, model='iid') + f(t, model='ar1')"``.
         data: a pandas DataFrame or a dict of arrays (e.g. ``adelia.spde.stack_data(stk)``).
         family: an R-INLA family name, or one per response column for multi-likelihood models.
-        E, Ntrials, offset, weights, scale: a column name, an array or a scalar (one value per
-            observation).
-        control_*: R-INLA's control lists as dicts; keys in R's dotted spelling
+        E: a column name, an array or a scalar (one value per observation).
+        Ntrials: as ``E``.
+        offset: as ``E``.
+        weights: as ``E``.
+        scale: as ``E``.
+        control_compute: R-INLA's control lists as dicts; keys in R's dotted spelling
             (``{"int.strategy": "ccd"}``) or Python's (``{"int_strategy": "ccd"}``).
-            ``control_inla={"solver": "dense"|"sparse"|"bta"}`` picks the kernel backend.
+        control_predictor: as ``control_compute``.
+        control_family: as ``control_compute``.
+        control_fixed: as ``control_compute``.
+        control_inla: as ``control_compute``; ``control_inla={"solver": "dense"|"sparse"|"bta"}``
+            picks the kernel backend.
+        control_mode: as ``control_compute``.
+        control_vb: as ``control_compute``.
         inla_mode: R-INLA's ``inla.mode``: "compact" (default; R-INLA's current algorithm) or
             "classic" (adaptive grid over θ for d ≤ 2, simplified-Laplace latent marginals) —
             use it when the hyperparameter posterior is multimodal or far from Gaussian.

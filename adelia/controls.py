@@ -52,6 +52,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "memory.check": True,
         # adelia's own: settings of int.strategy "nuts" (adelia.inference.nuts_theta.NUTS_DEFAULTS)
         "nuts": None,
+        # adelia's own: the devices that batches of θ points are sharded over (an int, a list of
+        # jax.Device or a jax.sharding.Mesh); None: one device on the CPU, every local
+        # accelerator else (adelia.engine.batching.points_mesh)
+        "devices": None,
     },
     "control_compute": {
         "dic": False,
@@ -155,6 +159,11 @@ def check_value(name: str, key: str, value: Any) -> Any:
         from .inference.nuts_theta import nuts_settings  # validated now, not after the mode search
 
         return nuts_settings(value)
+    if name == "control_inla" and key == "devices" and value is not None:
+        from .engine.batching import points_mesh  # validated now (the devices exist), kept as given
+
+        points_mesh(value)
+        return value
     if key in _NUMERIC_KEYS.get(name, ()):
         if name == "control_fixed" and key in ("mean", "prec") and isinstance(value, Mapping):
             return {k: _number(name, f"{key}[{k!r}]", v) for k, v in value.items()}

@@ -273,9 +273,11 @@ class Model:
         self._const_pool = {}
         self._f = hoisted_jit(f_and_mode, self._const_pool)
         self._vg = hoisted_jit(jax.value_and_grad(f_and_mode, has_aux=True), self._const_pool)
-        # batches of θ: the compiled single-point functions on host threads (CPU) or vmapped
-        self._f_batch = map_points(self._f)
-        self._vg_batch = map_points(self._vg)
+        # batches of θ: the compiled single-point functions on host threads (CPU) or vmapped,
+        # sharded over control_inla["devices"] when there are several
+        devices = self.controls.get("control_inla", {}).get("devices")
+        self._f_batch = map_points(self._f, devices, self._const_pool)
+        self._vg_batch = map_points(self._vg, devices, self._const_pool)
 
     # --- θ ---------------------------------------------------------------------------------
     @property

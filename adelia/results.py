@@ -84,6 +84,12 @@ class InlaResult(Mapping):
         """The latent marginals of x[start:start+size] (Gaussian, skew-normal or Laplace mixture)."""
         return select_nodes(self.posterior.latent, slice(start, start + size))
 
+    def _summary_table(self, mix, index) -> pd.DataFrame:
+        """R-INLA's summary table of a mixture; its kld is the combined density's
+        (:mod:`adelia.inference.combined`, step 6) where the summary has one."""
+        s = mix.summary(self.quantiles)
+        return _table(s, self.quantiles, index, s["kld"] if "kld" in s else self._kld(mix))
+
     def _kld(self, mix: Mixture) -> np.ndarray:
         """Symmetric KL divergence between the marginal and the Gaussian with its moments."""
         if mix.loc.shape[0] == 1:
@@ -100,7 +106,7 @@ class InlaResult(Mapping):
             return _table({c: np.zeros(0) for c in ["mean", "sd", *_quantile_columns(self.quantiles), "mode"]}, self.quantiles, [], np.zeros(0))
         start = fixed[0].start
         mix = self._block_mixture(start, len(fixed))
-        return _table(mix.summary(self.quantiles), self.quantiles, [b.label for b in fixed], self._kld(mix))
+        return self._summary_table(mix, [b.label for b in fixed])
 
     def _component_mixture(self, label: str) -> tuple[Mixture, np.ndarray]:
         g = self.model.graph
@@ -133,7 +139,7 @@ class InlaResult(Mapping):
         labels = [c.label for c in self.model.graph.components] + [c.label for c in self.model.graph.copies]
         for label in labels:
             mix, ids = self._component_mixture(label)
-            df = _table(mix.summary(self.quantiles), self.quantiles, None, self._kld(mix))
+            df = self._summary_table(mix, None)
             df.insert(0, "ID", np.asarray(ids))
             out[label] = df
         return out
@@ -218,7 +224,7 @@ class InlaResult(Mapping):
         if not self._predictor_wanted():
             return None
         mix = self.posterior.predictor
-        return _table(mix.summary(self.quantiles), self.quantiles, self._predictor_names(), self._kld(mix))
+        return self._summary_table(mix, self._predictor_names())
 
     def _predictor_wanted(self) -> bool:
         cp = self.model.controls["control_predictor"]
@@ -267,7 +273,7 @@ class InlaResult(Mapping):
         if lc is None:
             return None
         mix = lc.marginals
-        df = _table(mix.summary(self.quantiles), self.quantiles, list(lc.names), self._kld(mix))
+        df = self._summary_table(mix, list(lc.names))
         df.insert(0, "ID", np.arange(1, len(lc.names) + 1))
         return df
 
@@ -440,8 +446,18 @@ class InlaResult(Mapping):
         return f"<InlaResult {self.model.spec.formula!r}: {len(self.model.theta_names)} hyperparameters, {self.model.graph.n_latent} latent nodes>"
 
 
-def _transformed_summary(mix: Mixture, inv_link, quantiles) -> dict[str, np.ndarray]:
-    """Summaries of g⁻¹(η) for a per-node mixture of Gaussians in η (g⁻¹ monotone)."""
+def _transformed_summary(mix: Mixture, inv_link, quantiles, method: str = "combined") -> dict[str, np.ndarray]:
+    """Summaries of g⁻¹(η) for a per-node mixture of Gaussians in η (g⁻¹ monotone).
+
+    ``method="combined"`` (the default, R-INLA's ``inla_integrate_func``): mean and sd of g⁻¹
+    over the combined density of η (the spline-corrected Gaussian R-INLA reports for η), the
+    mode of the transformed density, g⁻¹ of η's combined quantiles; see
+    :func:`adelia.inference.combined.combined_transformed_summary`. ``method="exact"``: over the
+    exact mixture (Gauss–Hermite per component, the mixture's quantiles)."""
+    if method == "combined":
+        from .inference.combined import combined_transformed_summary
+
+        return combined_transformed_summary(mix, inv_link, quantiles)
     pts = mix.loc[:, None, :] + mix.scale[:, None, :] * _GH_X[None, :, None]  # (K, Q, n)
     vals = inv_link(pts)
     m1 = np.einsum("k,q,kqn->n", mix.weights, _GH_W, vals)

@@ -28,6 +28,19 @@ marginal. The construction, for one node, with (μ, σ) the exact mean and sd of
    linearly beyond its ends.
 5. Marginal (``marginals.fixed``, ``marginals.random``): the density at the quantiles of
    the 43 probabilities of ``GMRFLib_density_layout_x`` (:data:`LAYOUT_PROBS`).
+6. kld (the ``kld`` column): R-INLA's output (``inla_output_detail``) compares the combined
+   density with the Gaussian N(μ, σ) of its standardisation, in its default fast mode by
+   ``GMRFLib_mkld_sym``, which uses the two densities' first two moments only: with the
+   combined density's moments in standard units (E z, Var z),
+   kld = ½[KL(N(0,1) ‖ N(E z, Var z)) + KL(N(E z, Var z) ‖ N(0,1))]
+       = ¼[(1 + (E z)²)/Var z + Var z + (E z)² − 2].
+7. Transformed summaries (``summary.fitted.values``, :func:`combined_transformed_summary`):
+   ``inla_integrate_func`` integrates the transform g over the combined density by Simpson's
+   rule on 180 (4 × 45) equispaced points of its own mean ± 10 sds (where the density is the
+   spline extended beyond ±5 as in step 1); the mode is the parabola through the best of the
+   interior points of the transformed log density log p(x) − log|g'(x)| and its neighbours,
+   in the transformed scale; quantiles are g of the combined quantiles (of 1 − p for a
+   decreasing g).
 
 A mixture with one component is not combined (R-INLA copies the component): a Gaussian then
 keeps its closed forms. R-INLA computes the mixture density in step 1 by summing exp's
@@ -198,11 +211,13 @@ def _pinv(p, x, y, slope, n):
 
 @cached_njit(nogil=True, error_model="numpy")
 def _combine_kernel(gauss, w, loc, scale, ld_in, mu, sd, grid, s45, d2, x45, probs, layout, start, stop,
-                    mean_out, sd_out, mode_out, q_out, lx_out, ly_out):
+                    mean_out, sd_out, mode_out, q_out, lx_out, ly_out, kld_out, corr_out, lnorm_out):
     """The combined density of nodes start..stop−1 (module docstring, steps 1–5): mean, sd,
     mode, the quantiles of ``probs`` (q_out (len(probs), n)) and the marginal at the quantiles
-    of ``layout`` (lx_out, ly_out (len(layout), n), user scale). Log densities at μ + σ·grid
-    from the Gaussian mixture (w, loc, scale) when ``gauss``, else from ``ld_in`` (27, n)."""
+    of ``layout`` (lx_out, ly_out (len(layout), n), user scale), R-INLA's kld (kld_out, step 6),
+    the log correction at the knots (corr_out (27, n)) and log normaliser (lnorm_out). Log
+    densities at μ + σ·grid from the Gaussian mixture (w, loc, scale) when ``gauss``, else from
+    ``ld_in`` (27, n)."""
     G = grid.size
     NP = x45.size
     NPM = NUM_INTERPOL * NP - (NUM_INTERPOL - 1)
@@ -236,6 +251,10 @@ def _combine_kernel(gauss, w, loc, scale, ld_in, mu, sd, grid, s45, d2, x45, pro
             for r in range(layout.size):
                 lx_out[r, i] = m
                 ly_out[r, i] = np.inf
+            kld_out[i] = 0.0
+            for j in range(G):
+                corr_out[j, i] = 0.0
+            lnorm_out[i] = 0.5 * math.log(2.0 * math.pi)
             continue
         # 1. log density at m + s g_j, as the log correction c
         if gauss:
@@ -304,6 +323,12 @@ def _combine_kernel(gauss, w, loc, scale, ld_in, mu, sd, grid, s45, d2, x45, pro
         log_norm = math.log(m0 * dxm / 3.0) + ldmax
         mean_out[i] = m + s * ez
         sd_out[i] = s * math.sqrt(vz)
+        lnorm_out[i] = log_norm
+        for j in range(G):
+            corr_out[j, i] = corr[j]
+        # 6. kld: GMRFLib_mkld_sym between N(μ, σ) and the moments of the combined density; in
+        # standard units N(0, 1) against N(ez, vz): ½[KL(a‖b) + KL(b‖a)], the logs cancel
+        kld_out[i] = max(0.0, 0.25 * ((1.0 + ez * ez) / vz + vz + ez * ez - 2.0)) if vz > 0.0 else np.inf
         # 3. mode: the best of the 133 points and the parabola through its neighbours
         best = 0
         for r in range(1, NPM):
@@ -407,18 +432,142 @@ def _run(mix, probs, layout):
     q = np.empty((probs.size, n))
     lx = np.empty((layout.size, n))
     ly = np.empty((layout.size, n))
+    kld = np.empty(n)
+    corr = np.empty((COMBINE_GRID.size, n))
+    lnorm = np.empty(n)
 
     def kernel(start, stop):
         _combine_kernel(gauss, w, loc, scale, ld_in, mu, sd, COMBINE_GRID, s45, d2, x45, probs, layout, start, stop,
-                        mean, sdv, mode, q, lx, ly)
+                        mean, sdv, mode, q, lx, ly, kld, corr, lnorm)
 
     _over_nodes(kernel, n)
-    return mean, sdv, mode, q, lx, ly
+    return _Combined(mu, sd, mean, sdv, mode, q, lx, ly, kld, corr, lnorm)
+
+
+class _Combined:
+    """The kernel's outputs for n nodes, and the combined density they define."""
+
+    def __init__(self, mu, sd, mean, sdv, mode, q, lx, ly, kld, corr, lnorm):
+        self.mu, self.sigma = mu, sd  # the standardisation: the exact mixture's moments
+        self.mean, self.sd, self.mode, self.q, self.lx, self.ly = mean, sdv, mode, q, lx, ly
+        self.kld, self.corr, self.lnorm = kld, corr, lnorm
+
+    def log_density_std(self, z: np.ndarray) -> np.ndarray:
+        """log p(z) of the combined density in standard units z = (x − μ)/σ, z of shape (m, n):
+        c(z) − z²/2 − log_norm, c the natural spline of step 1 with GMRFLib_spline_eval's
+        extension beyond the knots."""
+        _, d2, _ = _tables()
+        g = COMBINE_GRID
+        c = self.corr  # (27, n)
+        d2c = d2 @ c
+        zz = np.clip(z, g[0], g[-1])
+        j = np.clip(np.searchsorted(g, zz, side="right") - 1, 0, g.size - 2)
+        cols = np.broadcast_to(np.arange(z.shape[1]), z.shape)
+        val = _spline_pieces(zz, j, cols, g, c, d2c)
+        h = (g[-1] - g[0]) * 1e-4
+        n = z.shape[1]
+        top = np.full((1, n), g[-1])
+        bot = np.full((1, n), g[0])
+        ncols = np.arange(n)[None, :]
+        grad_hi = (_spline_pieces(top, np.full((1, n), g.size - 2), ncols, g, c, d2c)
+                   - _spline_pieces(top - h, np.full((1, n), g.size - 2), ncols, g, c, d2c)) / h
+        grad_lo = (_spline_pieces(bot + h, np.zeros((1, n), int), ncols, g, c, d2c)
+                   - _spline_pieces(bot, np.zeros((1, n), int), ncols, g, c, d2c)) / h
+        val = val + np.where(z > g[-1], (z - g[-1]) * np.maximum(grad_hi, 0.0), 0.0)
+        val = val + np.where(z < g[0], (z - g[0]) * np.maximum(grad_lo, 0.0), 0.0)
+        return val - 0.5 * z * z - self.lnorm[None, :]
+
+
+def _spline_pieces(z, j, cols, knots, y, d2y):
+    """Vectorised :func:`_spline_piece`: the cubic piece j (per element) of column ``cols``."""
+    h = knots[j + 1] - knots[j]
+    a = (knots[j + 1] - z) / h
+    b = (z - knots[j]) / h
+    return (a * y[j, cols] + b * y[j + 1, cols]
+            + ((a**3 - a) * d2y[j, cols] + (b**3 - b) * d2y[j + 1, cols]) * h * h / 6.0)
+
+
+#: inla_integrate_func: Simpson's rule on this many equispaced points of mean ± 10 sd
+TRANSFORM_POINTS = 4 * NUM_POINTS
+#: GMRFLib_DENSITY_INTEGRATION_LIMIT: the range, in sds of the combined density, integrated over
+INTEGRATION_LIMIT = 10.0
+
+
+def combined_transformed_summary(mix, transform, quantiles=(0.025, 0.5, 0.975), block: int = 4096) -> dict[str, np.ndarray]:
+    """R-INLA's summary of g(x) for each node's marginal (``summary.fitted.values`` with g the
+    inverse link; module docstring, step 7): mean and sd by Simpson's rule over the combined
+    density (a single Gaussian component: that Gaussian), the mode of the transformed density,
+    and g of the combined quantiles. ``transform`` maps an array (m, n) elementwise and is
+    monotone.
+
+    Example:
+        >>> mix = Mixture(np.array([0.3, 0.7]), np.array([[0.0], [0.1]]), np.array([[1.0], [1.1]]))
+        >>> out = combined_transformed_summary(mix, np.exp, (0.5,))
+        >>> bool(abs(out["0.5quant"][0] - np.exp(combined_summary(mix, (0.5,))["0.5quant"][0])) < 1e-12)
+        True
+    """
+    from .summaries import Mixture
+
+    n = mix.n
+    qs = tuple(float(p) for p in quantiles)
+    probe = np.asarray(transform(np.array([[0.0], [1.0]])), dtype=float)
+    increasing = bool(probe[1, 0] >= probe[0, 0])
+    out = {c: np.empty(n) for c in ["mean", "sd", *[f"{p:g}quant" for p in qs], "mode"]}
+    wts = np.ones(TRANSFORM_POINTS)
+    wts[1:-1] = np.where(np.arange(TRANSFORM_POINTS - 2) % 2 == 0, 4.0, 2.0)
+    t = np.arange(TRANSFORM_POINTS, dtype=float)
+    for start in range(0, n, block):
+        sl = slice(start, min(n, start + block))
+        sub = mix.columns(sl) if hasattr(mix, "columns") else mix
+        probs = [p if increasing else 1.0 - p for p in qs]
+        if sub.loc.shape[0] > 1:
+            c = _run(sub, probs, np.zeros(0))
+            mu, sigma = c.mu, c.sigma
+            ez = (c.mean - mu) / np.where(sigma > 0, sigma, 1.0)
+            sz = c.sd / np.where(sigma > 0, sigma, 1.0)
+            qx = c.q
+            logdens = c.log_density_std
+        else:  # one component: R-INLA keeps the Gaussian (or skew-normal) itself
+            g1 = Mixture(np.ones(1), sub.loc, sub.scale, sub.shape) if isinstance(sub, Mixture) else sub
+            mu, sigma = g1.mean(), g1.sd()
+            ez, sz = np.zeros_like(mu), np.ones_like(mu)
+            qx = np.stack([g1.quantile(p) for p in probs]) if probs else np.zeros((0, mu.size))
+            logdens = lambda z, g1=g1, mu=mu, sigma=sigma: np.log(np.maximum(g1.pdf(mu + sigma * z), 1e-300)) + np.log(sigma)
+        # Simpson's rule over the density's own mean ± 10 sd (standard units of the mixture)
+        lo = ez - INTEGRATION_LIMIT * sz
+        dz = 2.0 * INTEGRATION_LIMIT * sz / (TRANSFORM_POINTS - 1.0)
+        z = lo[None, :] + t[:, None] * dz[None, :]
+        ld = logdens(z)
+        x = mu[None, :] + sigma[None, :] * z
+        gx = np.asarray(transform(x), dtype=float)
+        d = np.exp(ld) * wts[:, None]
+        s0 = d.sum(axis=0)
+        m1 = (d * gx).sum(axis=0) / s0
+        m2 = (d * gx * gx).sum(axis=0) / s0
+        out["mean"][sl] = m1
+        out["sd"][sl] = np.sqrt(np.maximum(m2 - m1 * m1, 0.0))
+        for r, p in enumerate(qs):
+            out[f"{p:g}quant"][sl] = np.asarray(transform(qx[r][None, :]), dtype=float)[0]
+        # mode: the transformed log density log p(x) − log σ − log|g'(x)| on the interior points
+        hx = 1e-6 * np.maximum(sigma, 1e-300)[None, :] * np.maximum(sz, 1e-300)[None, :]
+        dg = (np.asarray(transform(x + hx), dtype=float) - np.asarray(transform(x - hx), dtype=float)) / (2.0 * hx)
+        with np.errstate(divide="ignore"):
+            tld = ld - np.log(np.abs(dg))
+        k = np.clip(np.argmax(tld[1:-1], axis=0) + 1, 1, TRANSFORM_POINTS - 2)
+        cols = np.arange(z.shape[1])
+        x0, x1, x2 = gx[k - 1, cols], gx[k, cols], gx[k + 1, cols]
+        f0, f1, f2 = tld[k - 1, cols], tld[k, cols], tld[k + 1, cols]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vertex = (f0 * x1 * x1 - f0 * x2 * x2 - f1 * x0 * x0 + f1 * x2 * x2 + f2 * x0 * x0 - f2 * x1 * x1) / (
+                f0 * x1 - f0 * x2 - f1 * x0 + f1 * x2 + f2 * x0 - x1 * f2) / 2.0
+        out["mode"][sl] = np.where(np.isfinite(vertex), vertex, x1)
+    return out
 
 
 def combined_summary(mix, quantiles=(0.025, 0.5, 0.975)) -> dict[str, np.ndarray]:
-    """R-INLA's summary columns (mean, sd, <q>quant..., mode) of the combined density of each
-    node's mixture (module docstring), for a mixture of two or more components.
+    """R-INLA's summary columns (mean, sd, <q>quant..., mode, kld) of the combined density of
+    each node's mixture (module docstring, steps 1–4 and 6), for a mixture of two or more
+    components.
 
     Args:
         mix: a :class:`~adelia.inference.summaries.Mixture` (or anything with ``weights``,
@@ -428,13 +577,14 @@ def combined_summary(mix, quantiles=(0.025, 0.5, 0.975)) -> dict[str, np.ndarray
     Example:
         >>> mix = Mixture(np.array([0.3, 0.7]), np.array([[0.0], [0.1]]), np.array([[1.0], [1.1]]))
         >>> sorted(combined_summary(mix, (0.5,)))
-        ['0.5quant', 'mean', 'mode', 'sd']
+        ['0.5quant', 'kld', 'mean', 'mode', 'sd']
     """
-    mean, sd, mode, q, _, _ = _run(mix, quantiles, np.zeros(0))
-    out = {"mean": mean, "sd": sd}
+    c = _run(mix, quantiles, np.zeros(0))
+    out = {"mean": c.mean, "sd": c.sd}
     for r, p in enumerate(quantiles):
-        out[f"{p:g}quant"] = q[r]
-    out["mode"] = mode
+        out[f"{p:g}quant"] = c.q[r]
+    out["mode"] = c.mode
+    out["kld"] = c.kld
     return out
 
 
@@ -447,5 +597,5 @@ def combined_marginal(mix) -> tuple[np.ndarray, np.ndarray]:
         >>> x, y = combined_marginal(mix); x.shape
         (43, 1)
     """
-    _, _, _, _, lx, ly = _run(mix, np.zeros(0), LAYOUT_PROBS)
-    return lx, ly
+    c = _run(mix, np.zeros(0), LAYOUT_PROBS)
+    return c.lx, c.ly

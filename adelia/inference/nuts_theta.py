@@ -561,7 +561,36 @@ def run_theta_chain(model, theta_star: np.ndarray, covariance: np.ndarray, setti
     finally:
         if progress is not None:
             progress.stop()
+    _warn_if_not_converged(chain, theta_star, var)
     return chain
+
+
+#: split R-hat above this: the chains disagree (Vehtari et al. 2021 recommend 1.01; 1.05 is lenient)
+RHAT_WARN = 1.05
+
+
+def _warn_if_not_converged(chain: ChainResult, theta_star: np.ndarray, var: np.ndarray) -> None:
+    """Warn when split R-hat of a hyperparameter exceeds :data:`RHAT_WARN`, saying how far the draws
+    went from the mode in Hessian sds: a chain that wanders tens of sds out usually means a flat,
+    improper tail of π̃(θ | y) (Germany bym2: R-INLA's tabulated PC prior of φ is flat beyond
+    logit φ = 12, where the likelihood no longer depends on φ), not a short chain."""
+    if chain.draws.shape[0] < 2 or chain.draws.shape[1] < 4:
+        return
+    rhat = chain.rhat
+    bad = np.flatnonzero(~(rhat <= RHAT_WARN))
+    if bad.size == 0:
+        return
+    from ..user_warnings import warn
+
+    pooled = chain.pooled()
+    far = np.max(np.abs(pooled - theta_star), axis=0) / np.sqrt(var)
+    parts = [f"{chain.names[i] if i < len(chain.names) else i}: R-hat {rhat[i]:.2f}, draws reach "
+             f"[{pooled[:, i].min():.3g}, {pooled[:, i].max():.3g}] ({far[i]:.0f} Hessian sds from the mode {theta_star[i]:.3g})"
+             for i in bad]
+    warn("NUTS over θ: the chains have not converged (split R-hat > "
+         f"{RHAT_WARN}) for {'; '.join(parts)}. Run longer chains (control_inla={{'nuts': {{'draws': ..., 'warmup': ...}}}}); "
+         "draws far from the mode that keep drifting point to a flat (improper) tail of π(θ | y) — check the prior "
+         "there — rather than to too few draws.", UserWarning)
 
 
 def sample_theta(model, n: int = 500, chains: int = 4, seed: int = 0, warmup: int = 500, target_accept: float = 0.85,

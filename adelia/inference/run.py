@@ -195,8 +195,8 @@ def _point_program(model, use_vb: bool):
     if single is None or getattr(model, "_point_fn_vb", None) != use_vb:
         single = hoisted_jit(_point_function(model, use_vb), getattr(model, "_const_pool", None))
         model._point_single = single
-        # run on host threads (CPU) or vmapped (accelerators)
-        model._point_fn = map_points(single)
+        # run on host threads (CPU) or vmapped (accelerators; sharded over control_inla["devices"])
+        model._point_fn = map_points(single, model.controls["control_inla"].get("devices"), getattr(model, "_const_pool", None))
         model._point_fn_vb = use_vb
     return single
 
@@ -213,6 +213,8 @@ def _precompile_points(model, use_vb: bool, d: int) -> threading.Thread | None:
     if not on_host() or d == 0:
         return None
     single = _point_program(model, use_vb)
+    if not model._point_fn.threaded:  # several devices: a sharded program of the design's shape
+        return None
     theta = np.asarray(model.theta0, dtype=float)
     x0 = jnp.asarray(model._x_warm)
 

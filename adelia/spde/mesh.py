@@ -24,8 +24,9 @@ class Mesh:
             orientation is accepted.
         idx_loc: optional (k,) 0-based node of each input location (−1 where the location
             was dropped), as R-INLA's ``mesh$idx$loc``; set by :func:`mesh_2d`.
-        segm_bnd, segm_int: optional (s, 2) node pairs of the boundary / interior
-            constraint segments (for plotting).
+        segm_bnd: optional (s, 2) node pairs of the boundary constraint segments (for
+            plotting).
+        segm_int: optional (s, 2) node pairs of the interior constraint segments (for plotting).
 
     Example:
         >>> import numpy as np

@@ -31,8 +31,12 @@ class SPDE2Model(LatentModel):
 
     Args:
         label: the term's name.
-        M0, M1, M2: (n, n) scipy matrices (M0, M2 symmetric).
-        B0, B1, B2: (1 or n, 1 + p) basis matrices (one row: stationary).
+        M0: (n, n) symmetric scipy matrix.
+        M1: (n, n) scipy matrix.
+        M2: (n, n) symmetric scipy matrix.
+        B0: (1 or n, 1 + p) basis matrix (one row: stationary).
+        B1: as ``B0``.
+        B2: as ``B0``.
         hyperparameters: p :class:`Hyperparameter` in θ order.
         constraints: optional :class:`LinearConstraints`.
         diagonal: constant added to the diagonal of Q (R-INLA's f(diagonal=)).
