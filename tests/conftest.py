@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,38 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"needs the shared reference material at {p} (../shared is absent)")
     return p
+
+
+_RINLA_COMPARE: list = []
+
+
+def rinla_compare():
+    """../shared/tools/rinla_compare.py as a module, loaded once (skips when ../shared is absent)."""
+    if not _RINLA_COMPARE:
+        spec = importlib.util.spec_from_file_location("rinla_compare", shared_path("tools", "rinla_compare.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _RINLA_COMPARE.append(module)
+    return _RINLA_COMPARE[0]
+
+
+def reference_call(case: str, kind: str = "rinla"):
+    """A case of ../shared/reference/<kind>: (rinla_compare, (formula, data, kwargs) of
+    adelia's call as an R-INLA user writes it, R-INLA's results, the case's spec)."""
+    rc = rinla_compare()
+    folder = shared_path("reference", kind, case)
+    spec = json.loads((folder / "spec.json").read_text())
+    ref = json.loads((folder / "results.json").read_text())
+    return rc, rc.build_call(folder, spec), ref, spec
+
+
+def fit_reference_case(case: str, kind: str = "rinla"):
+    """A reference case fitted by adelia: (rinla_compare, the fit, R-INLA's results, spec)."""
+    rc, (formula, data, kw), ref, spec = reference_call(case, kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = adelia.inla(formula, data=data, **kw)
+    return rc, res, ref, spec
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ density; and R-INLA's own numbers for seeds_iid.
 
 from __future__ import annotations
 
-import json
-import warnings
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ from scipy import integrate, interpolate, special, stats
 
 from adelia.inference.combined import COMBINE_GRID, combined_summary, combined_transformed_summary
 from adelia.inference.summaries import Mixture
-from conftest import shared_path
+from conftest import fit_reference_case
 
 
 def _combined_density(w, loc, scale):
@@ -100,21 +98,8 @@ def test_fitted_summary_integrates_the_transform_over_the_combined_density():
 
 
 def _fit(case):
-    import importlib.util
-
-    import adelia
-
-    path = shared_path("tools", "rinla_compare.py")
-    spec_ = importlib.util.spec_from_file_location("rinla_compare", path)
-    rc = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(rc)
-    folder = shared_path("reference", "rinla", case)
-    spec = json.loads((folder / "spec.json").read_text())
-    ref = json.loads((folder / "results.json").read_text())
-    formula, data, kw = rc.build_call(folder, spec)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return adelia.inla(formula, data=data, **kw), ref
+    _, res, ref, _ = fit_reference_case(case)
+    return res, ref
 
 
 def test_seeds_iid_kld_and_fitted_values_match_rinla():

@@ -8,13 +8,11 @@ hyperparameter means within 0.1 sd, mlik within 0.5 (Gaussian) and 1.0 (integrat
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import warnings
 
 import pytest
 
-from conftest import SHARED, shared_path
+from conftest import fit_reference_case, rinla_compare, shared_path
 
 CASES = [
     "ar1_poisson", "gaussian_linear", "na_prediction", "nbinomial_iid", "scotland_bym2",
@@ -25,31 +23,9 @@ CASES = [
 ]
 
 
-def _compare_module():
-    path = shared_path("tools", "rinla_compare.py")
-    spec = importlib.util.spec_from_file_location("rinla_compare", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _fit_case(case):
-    import adelia
-
-    rc = _compare_module()
-    folder = shared_path("reference", "rinla", case)
-    spec = json.loads((folder / "spec.json").read_text())
-    ref = json.loads((folder / "results.json").read_text())
-    formula, data, kw = rc.build_call(folder, spec)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = adelia.inla(formula, data=data, **kw)
-    return rc, res, ref
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_matches_rinla(case):
-    rc, res, ref = _fit_case(case)
+    rc, res, ref, _ = fit_reference_case(case)
     if case == "criteria":
         # R-INLA bug (notes: rinla_inference.md §6): with dic/waic requested it moves θ* to the
         # best design point before building the hyperparameter marginal, shifting it by +6.2.
@@ -72,13 +48,13 @@ WEIBULL_OFF = "Log precision for ID"
 
 @pytest.mark.xfail(strict=True, reason="R-INLA's Hessian across the pc.alphaw kink (see comment above)")
 def test_weibull_surv_matches_rinla_fully():
-    rc, res, ref = _fit_case("weibull_surv")
+    rc, res, ref, _ = fit_reference_case("weibull_surv")
     bad, worst = rc.compare(res, ref, rc.ISSUE)
     assert not bad, f"weibull_surv: {bad} (worst deviations {worst})"
 
 
 def test_weibull_surv_matches_rinla_except_the_kinked_hessian():
-    rc, res, ref = _fit_case("weibull_surv")
+    rc, res, ref, _ = fit_reference_case("weibull_surv")
     bad, worst = rc.compare(res, ref, rc.ISSUE)
     assert worst["fixed_mean"] <= rc.ISSUE["fixed_mean"] and worst["fixed_sd"] <= rc.ISSUE["fixed_sd"], worst
     assert worst["mlik_int"] <= rc.ISSUE["mlik_int"] and worst["mlik_gauss"] <= rc.ISSUE["mlik_gauss"], worst
@@ -94,7 +70,7 @@ def test_weibull_surv_matches_rinla_except_the_kinked_hessian():
 def test_lincomb_seeds_correlation_matrix_matches_rinla():
     # summary_lincomb_derived is compared in test_matches_rinla (rinla_compare.compare); here
     # R-INLA's misc$lincomb.derived.{correlation,covariance}.matrix and their names
-    rc, res, ref = _fit_case("lincomb_seeds")
+    rc, res, ref, _ = fit_reference_case("lincomb_seeds")
     import numpy as np
 
     names = ref["lincomb_derived_matrix_names"]
@@ -132,7 +108,7 @@ def _with_criteria_twin(case, ref):
 
 
 def test_goal_exceptions_name_known_cases_and_categories():
-    rc = _compare_module()
+    rc = rinla_compare()
     for case, bounds in GOAL_EXCEPTIONS.items():
         assert case in CASES, case
         for category, bound in bounds.items():
@@ -142,7 +118,7 @@ def test_goal_exceptions_name_known_cases_and_categories():
 
 @pytest.mark.parametrize("case", CASES)
 def test_matches_rinla_at_goal_tolerances(case):
-    rc, res, ref = _fit_case(case)
+    rc, res, ref, _ = fit_reference_case(case)
     ref = _with_criteria_twin(case, ref)
     excepted = GOAL_EXCEPTIONS.get(case, {})
     bad, worst = rc.compare(res, ref, {**rc.GOAL, **excepted})
@@ -152,28 +128,13 @@ def test_matches_rinla_at_goal_tolerances(case):
     assert not stale, f"{case}: within GOAL now for {stale} (worst deviations {worst}); delete the exception"
 
 
-def _fit_reference(group, case):
-    """A case of ../shared/reference/<group> as an R-INLA user runs it: (rc, res, ref, spec)."""
-    import adelia
-
-    rc = _compare_module()
-    folder = shared_path("reference", group, case)
-    spec = json.loads((folder / "spec.json").read_text())
-    ref = json.loads((folder / "results.json").read_text())
-    formula, data, kw = rc.build_call(folder, spec)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = adelia.inla(formula, data=data, **kw)
-    return rc, res, ref, spec
-
-
 # the performance anchors with an R-INLA results.json (../shared/reference/rinla_perf)
 PERF_CASES = ["P4_germany_bym2", "P4_seeds"]
 
 
 @pytest.mark.parametrize("case", PERF_CASES)
 def test_perf_case_matches_rinla_at_goal_tolerances(case):
-    rc, res, ref, spec = _fit_reference("rinla_perf", case)
+    rc, res, ref, spec = fit_reference_case(case, "rinla_perf")
     bad, worst = rc.compare(res, ref, rc.GOAL, spec)
     assert not bad, f"{case}: {bad} (worst deviations {worst})"
 
@@ -181,7 +142,7 @@ def test_perf_case_matches_rinla_at_goal_tolerances(case):
 def test_germany_bym2_fixed_effect_within_goal():
     # issue 18 acceptance: x was 0.099 R-INLA sd off; measured 0.0119 sd now (0.0142 with
     # control_vb enable=False, so the VB mean correction is not what decides it at this bound)
-    rc, res, ref, _ = _fit_reference("rinla_perf", "P4_germany_bym2")
+    rc, res, ref, _ = fit_reference_case("P4_germany_bym2", "rinla_perf")
     fx = ref["summary_fixed"]
     i = fx["name"].index("x")
     assert abs(float(res.summary_fixed.loc["x", "mean"]) - fx["mean"][i]) <= 0.02 * fx["sd"][i]
@@ -189,6 +150,6 @@ def test_germany_bym2_fixed_effect_within_goal():
 
 def test_prediction_spdetoy_matches_rinla_at_goal_tolerances():
     # not in CASES: with its spec, compare also checks the 100 grid rows of the linear predictor
-    rc, res, ref, spec = _fit_reference("rinla", "prediction_spdetoy")
+    rc, res, ref, spec = fit_reference_case("prediction_spdetoy")
     bad, worst = rc.compare(res, ref, rc.GOAL, spec)
     assert "pred_mean" in worst and not bad, f"prediction_spdetoy: {bad} (worst deviations {worst})"

@@ -8,7 +8,6 @@ data (../shared/reference/rinla/coxph_leuk).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 
@@ -23,7 +22,7 @@ from adelia.errors import ControlError, DataError, ModelError
 from adelia.likelihoods.coxph import default_cutpoints, expand_survival, inla_coxph, resolve_control_hazard
 from adelia.likelihoods.poisson import PoissonLikelihood
 from adelia.likelihoods.surv import inla_surv
-from conftest import shared_path
+from conftest import fit_reference_case, shared_path
 
 # --------------------------------------------------------------------------------------------
 # the expansion, against a hand computation
@@ -222,14 +221,6 @@ def test_recovers_weibull_proportional_hazards_truth():
 # --------------------------------------------------------------------------------------------
 
 
-def _compare_module():
-    path = shared_path("tools", "rinla_compare.py")
-    spec = importlib.util.spec_from_file_location("rinla_compare", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_leuk_expansion_equals_rinla():
     folder = shared_path("reference", "rinla", "coxph_leuk")
     spec = json.loads((folder / "spec.json").read_text())
@@ -243,14 +234,7 @@ def test_leuk_expansion_equals_rinla():
 
 @pytest.fixture(scope="module")
 def leuk_fit():
-    rc = _compare_module()
-    folder = shared_path("reference", "rinla", "coxph_leuk")
-    spec = json.loads((folder / "spec.json").read_text())
-    ref = json.loads((folder / "results.json").read_text())
-    formula, data, kw = rc.build_call(folder, spec)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = adelia.inla(formula, data=data, **kw)
+    rc, res, ref, _ = fit_reference_case("coxph_leuk")
     return rc, res, ref
 
 

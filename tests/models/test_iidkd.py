@@ -8,14 +8,13 @@ truth (iid3d).
 
 from __future__ import annotations
 
-import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from conftest import shared_path
+from conftest import reference_call
 
 import adelia
 from adelia.errors import ModelError, PriorError
@@ -170,16 +169,7 @@ def test_hyper_param_override_and_constraints():
 
 
 def test_log_posterior_at_rinla_mode_equals_rinla():
-    import importlib.util
-
-    folder = shared_path("reference", "rinla", "iid2d_bivmeta")
-    tool = shared_path("tools", "rinla_compare.py")
-    s = importlib.util.spec_from_file_location("rinla_compare", tool)
-    rc = importlib.util.module_from_spec(s)
-    s.loader.exec_module(rc)
-    spec = json.loads((folder / "spec.json").read_text())
-    ref = json.loads((folder / "results.json").read_text())
-    formula, data, kw = rc.build_call(folder, spec)
+    _, (formula, data, kw), ref, _ = reference_call("iid2d_bivmeta")
     model = adelia.compile(formula, data, **kw)
     assert model.theta_names == ref["mode"]["theta_tags"]
     theta = np.array(ref["mode"]["theta"])

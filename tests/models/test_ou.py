@@ -7,12 +7,10 @@ and its fit of the reference case ou_irregular.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import reference_call
 
 import adelia
 from adelia.errors import ModelError
@@ -68,13 +66,8 @@ def test_values_give_the_nodes_and_bad_values_are_named_errors():
 
 
 def _reference():
-    folder = shared_path("reference", "rinla", "ou_irregular")
-    s = importlib.util.spec_from_file_location("rinla_compare", shared_path("tools", "rinla_compare.py"))
-    rc = importlib.util.module_from_spec(s)
-    s.loader.exec_module(rc)
-    spec = json.loads((folder / "spec.json").read_text())
-    ref = json.loads((folder / "results.json").read_text())
-    return rc, ref, rc.build_call(folder, spec)
+    rc, call, ref, _ = reference_call("ou_irregular")
+    return rc, ref, call
 
 
 def test_log_posterior_at_rinla_mode_equals_rinla():

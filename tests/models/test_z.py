@@ -6,13 +6,11 @@ densely; R-INLA's log posterior at its own mode (z_random_slopes).
 
 from __future__ import annotations
 
-import importlib.util
-import json
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import shared_path
+from conftest import reference_call
 
 import adelia
 from adelia.errors import ModelError
@@ -97,13 +95,7 @@ def test_bad_input_named_errors():
 
 
 def test_log_posterior_at_rinla_mode_equals_rinla():
-    folder = shared_path("reference", "rinla", "z_random_slopes")
-    s = importlib.util.spec_from_file_location("rinla_compare", shared_path("tools", "rinla_compare.py"))
-    rc = importlib.util.module_from_spec(s)
-    s.loader.exec_module(rc)
-    spec = json.loads((folder / "spec.json").read_text())
-    ref = json.loads((folder / "results.json").read_text())
-    formula, data, kw = rc.build_call(folder, spec)
+    _, (formula, data, kw), ref, _ = reference_call("z_random_slopes")
     model = adelia.compile(formula, data, **kw)
     assert model.theta_names == ref["mode"]["theta_tags"]
     assert abs(model.log_posterior(np.array(ref["mode"]["theta"])) - ref["mode"]["log_posterior_mode"]) < 1e-3
