@@ -86,7 +86,7 @@ def inla(
         >>> import adelia
         >>> seeds = adelia.datasets.load("Seeds")
         >>> res = adelia.inla("r ~ x1 + x2 + f(plate, model='iid')", seeds, family="binomial", Ntrials="n")
-        >>> round(res.summary_fixed.loc["x2", "mean"], 2)
+        >>> round(float(res.summary_fixed.loc["x2", "mean"]), 2)
         1.07
     """
     with fit_scope():  # each kind of warning once per fit, at the user's line

@@ -56,6 +56,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # jax.Device or a jax.sharding.Mesh); None: one device on the CPU, every local
         # accelerator else (adelia.engine.batching.points_mesh)
         "devices": None,
+        # adelia's own: the memory of one device (bytes or "16GB"), for the per-device memory
+        # check (adelia.inference.memory.check_device_memory); None: $ADELIA_DEVICE_MEMORY, else
+        # the accelerator's bytes_limit, else the host's available memory
+        "device.memory": None,
     },
     "control_compute": {
         "dic": False,
@@ -114,6 +118,16 @@ _VALID_CHOICES = {
 }
 
 
+#: keys R-INLA has withdrawn: passing them is an error there too (the message says why)
+_DISABLED = {
+    ("control_inla", "lincomb.derived.only"): (
+        "R-INLA disabled this option in version 20.08.02 (its inla() stops with \"Option "
+        "'control.inla$lincomb.derived.only' is disabled\"): linear combinations are always derived "
+        "ones, reported in summary_lincomb_derived / marginals_lincomb_derived. Remove the key."
+    ),
+}
+
+
 #: keys whose value is a boolean (R's TRUE/FALSE; the strings "TRUE"/"FALSE"/"T"/"F" accepted)
 _BOOLEAN_KEYS = {
     "control_inla": ("stupid.search", "use.directions", "compute.initial.values", "vb.correction",
@@ -164,6 +178,11 @@ def check_value(name: str, key: str, value: Any) -> Any:
 
         points_mesh(value)
         return value
+    if name == "control_inla" and key == "device.memory" and value is not None:
+        from .inference.memory import parse_bytes  # validated now, kept as given
+
+        parse_bytes(value)
+        return value
     if key in _NUMERIC_KEYS.get(name, ()):
         if name == "control_fixed" and key in ("mean", "prec") and isinstance(value, Mapping):
             return {k: _number(name, f"{key}[{k!r}]", v) for k, v in value.items()}
@@ -206,6 +225,8 @@ def resolve(name: str, given: Mapping[str, Any] | str | None) -> dict[str, Any]:
     valid = set(DEFAULTS[name])
     for key, value in given.items():
         k = normalise_key(key)
+        if (name, k) in _DISABLED:
+            raise ControlError(f"{name}: {k} = {value!r} is not accepted. " + _DISABLED[(name, k)])
         if k not in valid:
             raise ControlError(f"{name}: " + unknown_choice("key", key, sorted(valid)))
         choices = _VALID_CHOICES.get((name, k))

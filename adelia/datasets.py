@@ -29,12 +29,13 @@ import builtins
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import DataError, unknown_choice
 from .models.graph import Graph, read_graph
 
-__all__ = ["load", "list", "available", "graphs", "graph", "graph_path"]
+__all__ = ["load", "list", "available", "graphs", "graph", "graph_path", "polygons", "graph_from_polygons"]
 
 #: R-INLA's name of each data set -> its CSV file in ``datasets/``.
 _FILES = {
@@ -46,6 +47,7 @@ _FILES = {
     "Kidney": "Kidney.csv",
     "Leuk": "Leuk.csv",
     "Munich": "Munich.csv",
+    "NCSIDS": "NCSIDS.csv",
     "Oral": "Oral.csv",
     "Oxford": "oxford.csv",
     "PRborder": "PRborder.csv",
@@ -71,10 +73,17 @@ _GRAPHS = {
     "Germany": "germany.graph",
     "Leuk": "Leuk.graph",
     "Munich": "munich.graph",
+    "NCSIDS": "nc_sids.graph",
     "Oral": "germany.graph",
     "Scotland": "scotland.graph",
     "scotland_bugs": "scotland_bugs.graph",
     "Zambia": "zambia.graph",
+}
+
+#: Area boundary polygons by data set: one row per vertex, ``region, ring, x, y`` (see
+#: ``datasets/README.md`` for their source and licence).
+_POLYGONS = {
+    "NCSIDS": "nc_sids_polygons.csv",
 }
 
 
@@ -90,7 +99,12 @@ def list() -> builtins.list[str]:  # noqa: A001 - the name R users look for (R's
 
 
 def available() -> builtins.list[str]:
-    """The same as :func:`list` (kept for older code)."""
+    """The same as :func:`list` (kept for older code).
+
+    Example:
+        >>> available() == list()
+        True
+    """
     return list()
 
 
@@ -180,3 +194,81 @@ def _location() -> Path:
         return Path(str(resources.files("adelia.data")))
     except ModuleNotFoundError:
         return Path(__file__).resolve().parents[1] / "datasets"
+
+
+def polygons(name: str) -> builtins.list[builtins.list[np.ndarray]]:
+    """The boundary polygons of an areal data set's regions, for maps.
+
+    R-INLA ships no boundaries (its examples read shapefiles with ``sf``/``sp``); adelia ships
+    them, in a plain CSV, for the data sets listed in ``datasets/README.md`` ("Area
+    polygons"). Draw them with :func:`adelia.plotting.choropleth`.
+
+    Args:
+        name: a data set with polygons (any case): ``"NCSIDS"``.
+
+    Returns:
+        One entry per region, in the order of the data set's ``region`` column (region ``i``
+        is entry ``i - 1``): a list of rings, each an ``(m, 2)`` array of (longitude, latitude)
+        with the first vertex repeated at the end. A region of several islands has several
+        rings; the shipped data have no holes.
+
+    Raises:
+        DataError: a name without polygons; the message lists the valid ones.
+
+    Example:
+        >>> rings = polygons("NCSIDS")
+        >>> ashe = rings[0]                  # region 1: one ring of (lon, lat) vertices
+        >>> len(rings), len(ashe), ashe[-1].shape[1]
+        (100, 1, 2)
+    """
+    key = _resolve(name, _POLYGONS, "polygon set")
+    table = pd.read_csv(_location() / _POLYGONS[key])
+    out: builtins.list[builtins.list[np.ndarray]] = [[] for _ in range(int(table["region"].max()))]
+    for (region, _), ring in table.groupby(["region", "ring"], sort=True):
+        out[int(region) - 1].append(ring[["x", "y"]].to_numpy(dtype=float))
+    return out
+
+
+def graph_from_polygons(rings, rule: str = "rook", digits: int = 5) -> Graph:
+    """The neighbourhood graph of areas given by their boundary polygons (R's
+    ``spdep::poly2nb``): two areas are neighbours when their boundaries share an edge
+    (``rule="rook"``, R's ``queen = FALSE``) or at least one vertex (``rule="queen"``).
+
+    Shared boundaries are found by exact matching of vertices rounded to ``digits``
+    decimals, so the polygons must be topologically clean (neighbouring areas list the same
+    vertices along their common border), as boundary files from a GIS are.
+
+    Args:
+        rings: per area, a list of rings (``(m, 2)`` arrays), as :func:`polygons` returns.
+        rule: ``"rook"`` (a common edge) or ``"queen"`` (a common vertex).
+        digits: decimals the coordinates are rounded to before matching.
+
+    Returns:
+        adelia's :class:`~adelia.models.graph.Graph`, node ``i`` = area ``i``.
+
+    Example:
+        >>> g = graph_from_polygons(polygons("NCSIDS"))
+        >>> bool((g.adjacency != graph("NCSIDS").adjacency).nnz == 0)
+        True
+    """
+    if rule not in ("rook", "queen"):
+        raise DataError(unknown_choice("rule", rule, ["rook", "queen"]))
+    owners: dict = {}
+    for area, area_rings in enumerate(rings):
+        for ring in area_rings:
+            xy = np.round(np.asarray(ring, dtype=float), digits)
+            if xy.ndim != 2 or xy.shape[1] != 2:
+                raise DataError(f"rings: area {area + 1} has a ring of shape {xy.shape}; expected (m, 2)")
+            points = [tuple(p) for p in xy]
+            if rule == "queen":
+                keys = points
+            else:
+                keys = [(a, b) if a <= b else (b, a) for a, b in zip(points[:-1], points[1:])]
+            for key in keys:
+                owners.setdefault(key, set()).add(area)
+    neighbours = [set() for _ in range(len(rings))]
+    for areas in owners.values():
+        if len(areas) > 1:
+            for i in areas:
+                neighbours[i].update(areas - {i})
+    return Graph.from_neighbours([sorted(v) for v in neighbours], len(rings), source=f"polygons ({rule})")

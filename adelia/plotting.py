@@ -14,8 +14,15 @@ Figures are built with ``matplotlib.pyplot`` (so that ``plt.show()`` and noteboo
 them) and work with any backend, including the headless Agg backend.
 
 Example:
-    >>> figs = res.plot()                    # doctest: +SKIP
-    >>> figs["fixed"].savefig("fixed.png")   # doctest: +SKIP
+    The fit that the examples of the functions below use:
+
+    >>> seeds = adelia.datasets.load("Seeds")
+    >>> res = adelia.inla("r ~ x1 + x2 + f(plate, model='iid')", seeds, family="binomial",
+    ...                   Ntrials="n", control_predictor={"compute": True})
+    >>> figs = res.plot()   # the same as adelia.plotting.plot_result(res)
+    >>> sorted(figs)
+    ['fixed', 'hyperpar', 'random']
+    >>> figs["fixed"].savefig("fixed.png")   # writes a file  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -58,7 +65,13 @@ def _density_panel(ax, x, y, name, mean=None, lo=None, hi=None):
 
 
 def plot_fixed(result, ncols: int = 3):
-    """Densities of the fixed effects; None when the model has none."""
+    """Densities of the fixed effects; None when the model has none.
+
+    Example:
+        >>> fig = plot_fixed(res)
+        >>> [ax.get_title() for ax in fig.axes]
+        ['(Intercept)', 'x1', 'x2']
+    """
     margs = result.marginals_fixed
     if not margs:
         return None
@@ -72,7 +85,13 @@ def plot_fixed(result, ncols: int = 3):
 
 
 def plot_hyperpar(result, ncols: int = 3):
-    """Densities of the hyperparameters on the user scale; None without hyperparameters."""
+    """Densities of the hyperparameters on the user scale; None without hyperparameters.
+
+    Example:
+        >>> fig = plot_hyperpar(res)
+        >>> [ax.get_title() for ax in fig.axes]
+        ['Precision for plate']
+    """
     from .marginals import qmarginal, smarginal
 
     margs = result.marginals_hyperpar
@@ -109,7 +128,13 @@ def _band_panel(ax, idx, table, name, xlabel):
 
 
 def plot_random(result, ncols: int = 2):
-    """Mean and 95% band against ID for each f() term; None without f() terms."""
+    """Mean and 95% band against ID for each f() term; None without f() terms.
+
+    Example:
+        >>> fig = plot_random(res)
+        >>> [ax.get_title() for ax in fig.axes]
+        ['plate']
+    """
     tables = result.summary_random
     if not tables:
         return None
@@ -126,7 +151,13 @@ def plot_random(result, ncols: int = 2):
 
 
 def plot_predictor(result):
-    """The linear predictor's mean and 95% band per row; None when it was not computed."""
+    """The linear predictor's mean and 95% band per row; None when it was not computed.
+
+    Example:
+        >>> fig = plot_predictor(res)   # the fit has control_predictor={"compute": True}
+        >>> fig.axes[0].get_xlabel()
+        'observation'
+    """
     table = result.summary_linear_predictor
     if table is None or len(table) == 0:
         return None
@@ -146,6 +177,11 @@ def plot_result(result, which: Sequence[str] | str = DEFAULT_GROUPS, show: bool 
 
     Returns:
         A dict group -> matplotlib Figure, for the groups that have something to plot.
+
+    Example:
+        >>> figs = plot_result(res, which=("fixed", "predictor"))
+        >>> sorted(figs)
+        ['fixed', 'predictor']
     """
     groups = (which,) if isinstance(which, str) else tuple(which)
     for g in groups:
@@ -162,3 +198,60 @@ def plot_result(result, which: Sequence[str] | str = DEFAULT_GROUPS, show: bool 
 
         plt.show()
     return figs
+
+
+def choropleth(rings, values, ax=None, cmap: str = "viridis", vmin=None, vmax=None, norm=None,
+               colorbar: bool | str = True, edgecolor="0.4", linewidth: float = 0.3, title: str | None = None):
+    """A choropleth map: each area filled with the colour of its value (R users draw these
+    with ``spplot`` or ``ggplot2::geom_sf``; no GIS library is needed here).
+
+    Args:
+        rings: per area, a list of rings (``(m, 2)`` arrays of x, y), as
+            :func:`adelia.datasets.polygons` returns them.
+        values: one number per area, in the same order (a posterior mean, an exceedance
+            probability, ...); NaN areas are drawn grey.
+        ax: a matplotlib Axes to draw on (default: a new figure).
+        cmap, vmin, vmax, norm: as in matplotlib's ``PolyCollection``.
+        colorbar: draw a colour bar; a string is its label.
+        edgecolor, linewidth: the area borders.
+        title: the panel's title.
+
+    Returns:
+        The Axes.
+
+    Raises:
+        ValueError: ``values`` has not one entry per area.
+
+    Example:
+        >>> from adelia import datasets
+        >>> nc = datasets.load("NCSIDS")
+        >>> ax = choropleth(datasets.polygons("NCSIDS"), nc["SID74"] / nc["BIR74"], colorbar="SIDS rate")
+        >>> len(ax.collections[0].get_paths())   # one polygon per ring: 100 counties, 108 rings
+        108
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    values = np.asarray(values, dtype=float).ravel()
+    if values.size != len(rings):
+        raise ValueError(f"values: {values.size} numbers for {len(rings)} areas; give one value per area")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    polys = [np.asarray(r, dtype=float) for area in rings for r in area]
+    area_values = np.concatenate([np.full(len(area), v) for area, v in zip(rings, values)])
+    cm = plt.get_cmap(cmap).with_extremes(bad="0.85")
+    coll = PolyCollection(polys, array=np.ma.masked_invalid(area_values), cmap=cm, norm=norm,
+                          edgecolors=edgecolor, linewidths=linewidth)
+    if norm is None:
+        coll.set_clim(vmin, vmax)
+    ax.add_collection(coll)
+    allxy = np.concatenate(polys)
+    ax.set_xlim(allxy[:, 0].min(), allxy[:, 0].max())
+    ax.set_ylim(allxy[:, 1].min(), allxy[:, 1].max())
+    ax.set_aspect(1.0 / np.cos(np.deg2rad(allxy[:, 1].mean())) if np.abs(allxy).max() <= 180 else "equal")
+    ax.set_xticks([]); ax.set_yticks([])
+    if colorbar:
+        ax.figure.colorbar(coll, ax=ax, shrink=0.7, label=colorbar if isinstance(colorbar, str) else None)
+    if title:
+        ax.set_title(title)
+    return ax

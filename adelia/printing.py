@@ -6,6 +6,8 @@ formatting, so that output can be compared with R-INLA's line by line:
 * "Time used": ``format(cpu.used, digits=3)`` per value;
 * "Fixed effects": the table rounded to 3 decimals and printed as R prints a matrix (each
   column with the fewest decimals that show every rounded value);
+* "Linear combinations (derived):" / "Linear combinations:": as the fixed effects, ID
+  column included;
 * "Random effects": the f() terms and their model names ("IID model", "RW2 model", ...);
 * "Model hyperparameters": rounded to 3 decimals, then ``format(digits=3, nsmall=2)``;
 * DIC and WAIC when computed, "Marginal log-Likelihood" (R prints the Gaussian estimate),
@@ -151,6 +153,17 @@ def fixed_block(summary_fixed: pd.DataFrame | None, digits: int = 3) -> list[str
     return ["Fixed effects:", _numeric_table(summary_fixed, digits, 7, 0), ""]
 
 
+def lincomb_block(summary_lincomb: pd.DataFrame | None, derived: bool = True, digits: int = 3) -> list[str]:
+    """ "Linear combinations (derived):" (``summary_lincomb_derived``), printed after the fixed
+    effects: round(table, digits) with its ID column, printed as R prints a numeric matrix
+    (R-INLA's ``print.summary.inla``). ``derived=False`` gives the heading R-INLA kept for the
+    ``summary.lincomb`` of fits made before ``lincomb.derived.only`` was disabled (20.08.02)."""
+    if summary_lincomb is None or len(summary_lincomb) == 0:
+        return []
+    head = "Linear combinations (derived):" if derived else "Linear combinations:"
+    return [head, _numeric_table(summary_lincomb, digits, 7, 0), ""]
+
+
 def random_block(terms: list[tuple[str, str]]) -> list[str]:
     """ "Random effects:" with (label, model name) per f() term."""
     if not terms:
@@ -221,7 +234,9 @@ class InlaSummary:
         terms = [(c.label, model_name(c.model.model_name)) for c in g.components]
         terms += [(c.label, MODEL_NAMES["copy"]) for c in g.copies]
         crit = r.posterior.criteria or {}
-        out = time_block(r.cpu_used, d) + fixed_block(r.summary_fixed, d) + random_block(terms)
+        out = time_block(r.cpu_used, d) + fixed_block(r.summary_fixed, d)
+        out += lincomb_block(r.summary_lincomb_derived, True, d)
+        out += random_block(terms)
         out += hyperpar_block(r.summary_hyperpar, d) + criteria_block(crit.get("dic"), crit.get("waic"), d)
         out.append(mlik_line(r.mlik.iloc[1], d))
         out.append(MLIK_NOTE)

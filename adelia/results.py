@@ -45,11 +45,21 @@ def _table(summary: dict[str, np.ndarray], quantiles, index, kld=None) -> pd.Dat
 class InlaResult(Mapping):
     """The result of :func:`adelia.inla` (R-INLA's ``inla`` object).
 
+    Its elements are attributes with R-INLA's names, ``.`` written ``_``
+    (``res.summary_fixed``), or items under R-INLA's own names (``res["summary.fixed"]``).
+
     Example:
-        >>> res = adelia.inla("r ~ x1 + x2 + f(plate, model='iid')", seeds, family="binomial", Ntrials="n")  # doctest: +SKIP
-        >>> res.summary_fixed.loc["x2", "mean"]  # doctest: +SKIP
+        The fit that the examples of the methods and properties below use:
+
+        >>> seeds = adelia.datasets.load("Seeds")
+        >>> res = adelia.inla("r ~ x1 + x2 + f(plate, model='iid')", seeds, family="binomial",
+        ...                   Ntrials="n", control_predictor={"compute": True},
+        ...                   control_compute={"dic": True, "waic": True, "cpo": True, "po": True},
+        ...                   lincomb={"x1_minus_x2": adelia.make_lincomb(x1=1, x2=-1)})
+        >>> round(float(res["summary.fixed"].loc["x2", "mean"]), 3)   # R: res$summary.fixed
         1.066
-        >>> print(res.summary())  # doctest: +SKIP
+        >>> len(res)   # the R-INLA elements, as names(res) lists them
+        21
     """
 
     _R_NAMES = (
@@ -99,7 +109,15 @@ class InlaResult(Mapping):
 
     @cached_property
     def summary_fixed(self) -> pd.DataFrame:
-        """Posterior summaries of the fixed effects (rows named as R-INLA names them)."""
+        """Posterior summaries of the fixed effects (rows named as R-INLA names them).
+
+        Example:
+            >>> res.summary_fixed[["mean", "sd"]].round(2)
+                         mean    sd
+            (Intercept) -0.43  0.12
+            x1          -0.28  0.16
+            x2           1.07  0.15
+        """
         g = self.model.graph
         fixed = [b for b in g.blocks if b.kind == "fixed"]
         if not fixed:
@@ -134,7 +152,13 @@ class InlaResult(Mapping):
     @cached_property
     def summary_random(self) -> dict[str, pd.DataFrame]:
         """Per f() term: ID, mean, sd, quantiles, mode, kld for every node (R-INLA's layout:
-        bym/bym2 total effect first, then the structured part; group/replicate major)."""
+        bym/bym2 total effect first, then the structured part; group/replicate major).
+
+        Example:
+            >>> plate = res.summary_random["plate"]
+            >>> plate.shape, list(plate.columns[:3])
+            ((21, 8), ['ID', 'mean', 'sd'])
+        """
         out = {}
         labels = [c.label for c in self.model.graph.components] + [c.label for c in self.model.graph.copies]
         for label in labels:
@@ -147,7 +171,12 @@ class InlaResult(Mapping):
     # --- hyperparameters -------------------------------------------------------------------------------------
     @cached_property
     def internal_summary_hyperpar(self) -> pd.DataFrame:
-        """Summaries of the hyperparameters on R-INLA's internal scale ("Log precision for ...")."""
+        """Summaries of the hyperparameters on R-INLA's internal scale ("Log precision for ...").
+
+        Example:
+            >>> res.internal_summary_hyperpar.index.tolist()
+            ['Log precision for plate']
+        """
         hs = self.model.hyperparameters
         rows = [m.summary(self.quantiles) for m in self.posterior.hyper]
         cols = ["mean", "sd", *_quantile_columns(self.quantiles), "mode"]
@@ -155,7 +184,12 @@ class InlaResult(Mapping):
 
     @cached_property
     def summary_hyperpar(self) -> pd.DataFrame:
-        """Summaries of the hyperparameters on the user scale ("Precision for ...")."""
+        """Summaries of the hyperparameters on the user scale ("Precision for ...").
+
+        Example:
+            >>> res.summary_hyperpar.columns.tolist()
+            ['mean', 'sd', '0.025quant', '0.5quant', '0.975quant', 'mode']
+        """
         hs = self.model.hyperparameters
         rows = [m.user_summary(h.to_user, self.quantiles) for m, h in zip(self.posterior.hyper, hs)]
         cols = ["mean", "sd", *_quantile_columns(self.quantiles), "mode"]
@@ -164,7 +198,13 @@ class InlaResult(Mapping):
     # --- marginals as xarray --------------------------------------------------------------------------------
     @cached_property
     def marginals_fixed(self) -> dict[str, xr.DataArray]:
-        """Posterior density of each fixed effect: an xarray DataArray over coordinate ``x``."""
+        """Posterior density of each fixed effect: an xarray DataArray over coordinate ``x``.
+
+        Example:
+            >>> m = res.marginals_fixed["x1"]   # R: res$marginals.fixed$x1
+            >>> round(float(adelia.marginals.qmarginal(0.5, m)), 2)
+            -0.28
+        """
         g = self.model.graph
         out = {}
         for b in g.blocks:
@@ -176,7 +216,13 @@ class InlaResult(Mapping):
 
     @cached_property
     def marginals_random(self) -> dict[str, xr.Dataset]:
-        """Per f() term: a Dataset with ``x`` and ``density`` over (ID, point)."""
+        """Per f() term: a Dataset with ``x`` and ``density`` over (ID, point).
+
+        Example:
+            >>> node3 = res.marginals_random["plate"].sel(ID=3)   # the marginal of plate 3
+            >>> float(adelia.marginals.emarginal(lambda x: x, (node3.x, node3.density))) < 0.1
+            True
+        """
         out = {}
         labels = [c.label for c in self.model.graph.components] + [c.label for c in self.model.graph.copies]
         for label in labels:
@@ -190,6 +236,14 @@ class InlaResult(Mapping):
 
     @cached_property
     def internal_marginals_hyperpar(self) -> dict[str, xr.DataArray]:
+        """Posterior density of each hyperparameter on R-INLA's internal scale ("Log precision
+        for ..."): an xarray DataArray over ``x``.
+
+        Example:
+            >>> m = res.internal_marginals_hyperpar["Log precision for plate"]
+            >>> m.dims, bool((m >= 0).all())
+            (('x',), True)
+        """
         return {
             h.internal_name: xr.DataArray(m.density, coords={"x": m.x}, dims="x", name=h.internal_name)
             for h, m in zip(self.model.hyperparameters, self.posterior.hyper)
@@ -197,6 +251,14 @@ class InlaResult(Mapping):
 
     @cached_property
     def marginals_hyperpar(self) -> dict[str, xr.DataArray]:
+        """Posterior density of each hyperparameter on the user scale ("Precision for ..."),
+        transformed from the internal scale: an xarray DataArray over ``x``.
+
+        Example:
+            >>> m = res.marginals_hyperpar["Precision for plate"]
+            >>> bool(float(m.x.min()) > 0)   # a precision
+            True
+        """
         out = {}
         for h, m in zip(self.model.hyperparameters, self.posterior.hyper):
             x, y = m.transformed(h.to_user)
@@ -220,7 +282,12 @@ class InlaResult(Mapping):
     @cached_property
     def summary_linear_predictor(self) -> pd.DataFrame | None:
         """Summaries of η_i (rows "Predictor.01", ...); needs control_predictor compute=True
-        (or missing responses, whose predictions are always computed)."""
+        (or missing responses, whose predictions are always computed).
+
+        Example:
+            >>> res.summary_linear_predictor.index[:2].tolist()
+            ['Predictor.01', 'Predictor.02']
+        """
         if not self._predictor_wanted():
             return None
         mix = self.posterior.predictor
@@ -232,7 +299,13 @@ class InlaResult(Mapping):
 
     @cached_property
     def summary_fitted_values(self) -> pd.DataFrame | None:
-        """Summaries of the inverse link of η_i (rows "fitted.Predictor.01", ...)."""
+        """Summaries of the inverse link of η_i (rows "fitted.Predictor.01", ...).
+
+        Example:
+            >>> fitted = res.summary_fitted_values   # binomial: the probabilities
+            >>> bool(((fitted["mean"] > 0) & (fitted["mean"] < 1)).all())
+            True
+        """
         if not self._predictor_wanted():
             return None
         mix = self.posterior.predictor
@@ -268,7 +341,12 @@ class InlaResult(Mapping):
         """Summaries of the linear combinations given as ``lincomb=`` (R-INLA's
         ``summary.lincomb.derived``): rows named as the combinations ("lc1", ... when unnamed),
         columns ID, mean, sd, quantiles, mode, kld; None without lincombs. Each is the mixture
-        over the design of the Gaussians N(a'μ̃_k, a'Σ_k a) (:mod:`adelia.inference.lincomb`)."""
+        over the design of the Gaussians N(a'μ̃_k, a'Σ_k a) (:mod:`adelia.inference.lincomb`).
+
+        Example:
+            >>> round(float(res.summary_lincomb_derived.loc["x1_minus_x2", "mean"]), 2)
+            -1.34
+        """
         lc = self.posterior.lincomb
         if lc is None:
             return None
@@ -279,7 +357,13 @@ class InlaResult(Mapping):
 
     @cached_property
     def marginals_lincomb_derived(self) -> dict[str, xr.DataArray] | None:
-        """Posterior density of each linear combination: an xarray DataArray over ``x``."""
+        """Posterior density of each linear combination: an xarray DataArray over ``x``.
+
+        Example:
+            >>> m = res.marginals_lincomb_derived["x1_minus_x2"]
+            >>> round(float(adelia.marginals.emarginal(lambda x: x, m)), 2)
+            -1.34
+        """
         lc = self.posterior.lincomb
         if lc is None:
             return None
@@ -296,7 +380,14 @@ class InlaResult(Mapping):
     # --- scalars ----------------------------------------------------------------------------------------------
     @property
     def mlik(self) -> pd.Series:
-        """log marginal likelihood: integration and Gaussian estimates (R-INLA's rows)."""
+        """log marginal likelihood: integration and Gaussian estimates (R-INLA's rows).
+
+        Example:
+            >>> res.mlik.round(1)
+            log marginal-likelihood (integration)   -74.7
+            log marginal-likelihood (Gaussian)      -73.8
+            dtype: float64
+        """
         return pd.Series(
             [self.posterior.mlik_integration, self.posterior.mlik_gaussian],
             index=["log marginal-likelihood (integration)", "log marginal-likelihood (Gaussian)"],
@@ -304,23 +395,58 @@ class InlaResult(Mapping):
 
     @property
     def dic(self):
+        """The deviance information criterion (R-INLA's ``res$dic``; ``control_compute={"dic":
+        True}``, else None): a dict with ``dic``, ``p.eff``, ``mean.deviance``, the saturated
+        versions and the per-observation ``local.dic``; see :mod:`adelia.inference.criteria`.
+
+        Example:
+            >>> round(res.dic["dic"], 1), round(res.dic["p.eff"], 1)
+            (121.1, 3.3)
+        """
         return self.posterior.criteria.get("dic")
 
     @property
     def waic(self):
+        """The Watanabe-Akaike information criterion (R-INLA's ``res$waic``;
+        ``control_compute={"waic": True}``, else None): a dict with ``waic``, ``p.eff`` and the
+        per-observation ``local.waic``, ``local.p.eff``.
+
+        Example:
+            >>> round(res.waic["waic"], 1)
+            125.8
+        """
         return self.posterior.criteria.get("waic")
 
     @property
     def cpo(self):
+        """Leave-one-out predictive measures (R-INLA's ``res$cpo``; ``control_compute={"cpo":
+        True}``, else None): a dict with per-observation ``cpo``, ``pit`` and ``failure``.
+
+        Example:
+            >>> res.cpo["cpo"].shape, sorted(res.cpo)
+            ((21,), ['cpo', 'failure', 'pit'])
+        """
         return self.posterior.criteria.get("cpo")
 
     @property
     def po(self):
+        """The posterior predictive density of each observation (R-INLA's ``res$po``;
+        ``control_compute={"po": True}``, else None): a dict with ``po``.
+
+        Example:
+            >>> res.po["po"].shape
+            (21,)
+        """
         return self.posterior.criteria.get("po")
 
     @property
     def mode(self) -> dict[str, Any]:
-        """θ at the mode (internal scale, R-INLA's names), its log posterior and the latent mode."""
+        """θ at the mode (internal scale, R-INLA's names), its log posterior and the latent mode.
+
+        Example:
+            >>> res.mode["theta_tags"], res.mode["theta"].shape, res.mode["x"].shape
+            (['Log precision for plate'], (1,), (24,))
+        """
         return {
             "theta": self.posterior.theta_mode.copy(),
             "theta_tags": self.model.theta_names,
@@ -331,6 +457,13 @@ class InlaResult(Mapping):
 
     @property
     def cpu_used(self) -> pd.Series:
+        """Seconds spent (R-INLA's ``res$cpu.used``): Pre (compiling the model), Running
+        (the inference), Post and Total.
+
+        Example:
+            >>> res.cpu_used.index.tolist()
+            ['Pre', 'Running', 'Post', 'Total']
+        """
         t = dict(self._cpu)
         t.setdefault("Running", self.posterior.timings.get("total", float("nan")))
         t.setdefault("Pre", 0.0)
@@ -340,6 +473,16 @@ class InlaResult(Mapping):
 
     @property
     def misc(self) -> dict[str, Any]:
+        """R-INLA's ``res$misc``: the covariance of θ at the mode on the internal scale
+        (``cov_intern``), the skewness corrections of the integration design
+        (``stdev_corr_positive``/``negative``), the number of objective evaluations (``nfunc``),
+        the integration points (``configs``: θ, their weights, latent means and variances) and
+        the warnings of the fit.
+
+        Example:
+            >>> res.misc["cov_intern"].shape
+            (1, 1)
+        """
         p = self.posterior
         return {
             "cov_intern": p.axes.covariance() if p.axes.dim else np.zeros((0, 0)),
@@ -365,7 +508,12 @@ class InlaResult(Mapping):
 
     @property
     def diagnostics(self) -> dict[str, Any]:
-        """Convergence and numerical health: mode search, Hessian, inner Newton iterations."""
+        """Convergence and numerical health: mode search, Hessian, inner Newton iterations.
+
+        Example:
+            >>> res.diagnostics["mode_converged"]
+            True
+        """
         p = self.posterior
         return {
             "mode_converged": p.mode.converged,
@@ -387,7 +535,17 @@ class InlaResult(Mapping):
 
     # --- presentation ---------------------------------------------------------------------------------------------
     def summary(self) -> "InlaSummary":
-        """An R-INLA-like summary; ``print(res.summary())``."""
+        """An R-INLA-like summary; ``print(res.summary())``.
+
+        Example:
+            >>> print(res.summary())
+            Time used:
+            ...
+            Fixed effects:
+                          mean    sd 0.025quant 0.5quant 0.975quant   mode kld
+            (Intercept) -0.428 0.120     -0.660   -0.429     -0.191 -0.429   0
+            ...
+        """
         from .printing import InlaSummary
 
         return InlaSummary(self)
@@ -396,7 +554,14 @@ class InlaResult(Mapping):
         """Figures of the posterior (R-INLA's ``plot(result)``): densities of the fixed effects
         and hyperparameters, mean and 95% band of each f() term (and of the linear predictor
         with ``which=(..., "predictor")``). Returns a dict group -> matplotlib Figure; see
-        :mod:`adelia.plotting`."""
+        :mod:`adelia.plotting`.
+
+        Example:
+            >>> figs = res.plot()
+            >>> sorted(figs)
+            ['fixed', 'hyperpar', 'random']
+            >>> figs["fixed"].savefig("fixed.png")   # doctest: +SKIP
+        """
         from .plotting import plot_result
 
         return plot_result(self, which=which, show=show)
@@ -408,8 +573,11 @@ class InlaResult(Mapping):
         names; see :func:`adelia.inference.sampling.posterior_sample`.
 
         Example:
-            >>> s = res.posterior_sample(1000, seed=1)          # doctest: +SKIP
-            >>> s["x1"].mean().item(), s["plate"].sel(plate_ID=3).std().item()  # doctest: +SKIP
+            >>> s = res.posterior_sample(100, seed=1)
+            >>> s["x1"].shape, s["plate"].shape, s["Predictor"].shape
+            ((100,), (100, 21), (100, 21))
+            >>> bool(abs(s["x2"].mean() - 1.07) < 0.1)
+            True
         """
         from .inference.sampling import posterior_sample
 
@@ -417,7 +585,12 @@ class InlaResult(Mapping):
 
     def hyperpar_sample(self, n: int = 1000, seed=0, intern: bool = False, improve_marginals: bool = False) -> pd.DataFrame:
         """Samples of the hyperparameters (R-INLA's ``inla.hyperpar.sample``), one row per draw;
-        see :func:`adelia.inference.sampling.hyperpar_sample`."""
+        see :func:`adelia.inference.sampling.hyperpar_sample`.
+
+        Example:
+            >>> res.hyperpar_sample(200, seed=1).shape   # one column per hyperparameter
+            (200, 1)
+        """
         from .inference.sampling import hyperpar_sample
 
         return hyperpar_sample(self, n, seed=seed, intern=intern, improve_marginals=improve_marginals)
@@ -428,7 +601,9 @@ class InlaResult(Mapping):
         ``summary_expr``; see :func:`adelia.predict.predict`.
 
         Example:
-            >>> p = res.predict(pd.DataFrame({"x1": [0, 1], "x2": [1, 1], "plate": [3, 99]}))  # doctest: +SKIP
+            >>> p = res.predict(pd.DataFrame({"x1": [0, 1], "x2": [1, 1], "plate": [3, 99]}), n_samples=200)
+            >>> p.summary_fitted_values.shape   # plate 99 is new: its effect is drawn from the iid prior
+            (2, 6)
         """
         from .predict import predict
 
@@ -437,7 +612,12 @@ class InlaResult(Mapping):
     def to_arviz(self, n: int = 1000, seed=0, log_likelihood: bool = True, predictor: bool = False):
         """ArviZ data from ``n`` joint posterior samples (one chain): ``InferenceData`` for
         arviz < 1, ``xarray.DataTree`` for arviz ≥ 1. Needs ``pip install adelia[arviz]``; see
-        :func:`adelia.inference.sampling.to_inference_data`."""
+        :func:`adelia.inference.sampling.to_inference_data`.
+
+        Example:
+            >>> idata = res.to_arviz(500)   # needs arviz (optional)  # doctest: +SKIP
+            >>> az.summary(idata)   # doctest: +SKIP
+        """
         from .inference.sampling import to_inference_data
 
         return to_inference_data(self, n, seed=seed, log_likelihood=log_likelihood, predictor=predictor)

@@ -223,7 +223,7 @@ fit structured random effects. The R-INLA → adelia dictionary is
 # ---------------------------------------------------------------------------------------------
 DISEASE_MAPPING = [
     md("""
-# Disease mapping: BYM2 on oral cavity cancer in Germany
+# Disease mapping: BYM2 on oral cavity cancer in Germany and on SIDS in North Carolina
 
 Counts $Y_i$ of deaths from oral cavity cancer in the 544 districts of Germany, 1986–1990,
 with expected counts $E_i$ from the population and a covariate $x_i$ measuring smoking
@@ -334,11 +334,10 @@ rr.sort_values("RR mean", ascending=False).head(10).round(3)
     md("""
 ## Plots
 
-A choropleth map needs the districts' boundary polygons, which adelia does not ship for
-Germany (R-INLA's `germany.graph` has only the adjacency). With boundaries (e.g. a GeoPandas
-GeoDataFrame of the 544 districts in the same order) the map is
-`gdf.assign(rr=rr["RR mean"]).plot(column="rr")`. Without them, a ranked caterpillar plot shows
-every district's relative risk with its 95 % interval, and the exceedance probabilities'
+R-INLA ships only the adjacency of the German districts, not their boundaries, and no boundary
+file with a clear open licence is at hand, so Germany gets no map here (the next section maps
+North Carolina, whose county polygons adelia ships). A ranked caterpillar plot shows every
+district's relative risk with its 95 % interval, and the exceedance probabilities'
 distribution shows how many districts are clearly above or below the national level. Note the
 shrinkage: the raw SMR (grey) scatters far more than the posterior relative risks.
 """),
@@ -364,6 +363,64 @@ print("districts with P(RR > 1) > 0.95:", int((rr["P(RR > 1)"] > 0.95).sum()),
       "| < 0.05:", int((rr["P(RR > 1)"] < 0.05).sum()))
 """),
     md("""
+## Maps: sudden infant deaths in North Carolina, 1974–78
+
+The classic data set of Cressie (1993, *Statistics for Spatial Data*, pp. 386–389; Cressie &
+Chan 1989, *JASA* 84, 393–401) — R users know it as `spdep`'s `nc.sids` or `sf`'s `nc.shp`:
+deaths from sudden infant death syndrome `SID74` among `BIR74` live births in the 100
+counties, with the share of non-white births as the covariate. adelia ships the county
+boundaries (from libpysal's `sids2` example, BSD 3-Clause licence) and the contiguity graph;
+the graph built from the polygons' shared edges equals it.
+
+Expected counts by internal standardisation, $E_i = \text{BIR74}_i \cdot \sum \text{SID74} / \sum \text{BIR74}$;
+the same BYM2 model with its default PC priors (R-INLA's: prec pc(1, 0.01), φ pc(0.5, 2/3)).
+"""),
+    code("""
+from adelia.plotting import choropleth
+
+nc = datasets.load("NCSIDS")
+rings = datasets.polygons("NCSIDS")                 # per county: a list of (lon, lat) rings
+g_nc = datasets.graph("NCSIDS")
+same = (datasets.graph_from_polygons(rings).adjacency != g_nc.adjacency).nnz == 0
+print("counties:", g_nc.n, "| graph from shared boundaries equals the shipped graph:", same)
+nc["E"] = nc["BIR74"] * nc["SID74"].sum() / nc["BIR74"].sum()
+nc["nw10"] = 10 * nc["NWBIR74"] / nc["BIR74"]         # non-white share of births, in tens of per cent
+res_nc = adelia.inla("SID74 ~ 1 + nw10 + f(region, model='bym2', graph=g)", nc, family="poisson",
+                     E="E", context={"g": g_nc}, control_predictor={"compute": True})
+print(res_nc.summary_fixed.round(3).to_string())
+print(res_nc.summary_hyperpar.round(3).to_string())
+"""),
+    md("""
+Each 10 percentage points more non-white births go with about a fifth more SIDS deaths
+(`exp(β)` below). The maps: the raw standardised mortality ratio $Y_i/E_i$, the posterior mean
+relative risk $E[\rho_i \mid y]$ (`summary_fitted_values`), its exceedance probability
+$P(\rho_i > 1 \mid y)$ from joint posterior samples, and the probability that the *residual*
+relative risk $e^{b_i}$ exceeds 1 — what is left after the covariate.
+"""),
+    code("""
+print("exp(beta_nw10):", np.round(np.exp(res_nc.summary_fixed.loc["nw10", ["mean", "0.025quant", "0.975quant"]].to_numpy(float)), 3))
+eta_nc = res_nc.posterior_sample(n_samples, seed=2)["Predictor"].values
+margs_nc = res_nc.marginals_random["region"]
+maps = {
+    "SMR = Y / E": (nc["SID74"] / nc["E"], "RdBu_r", (0, 2)),
+    "posterior mean relative risk": (res_nc.summary_fitted_values["mean"], "RdBu_r", (0, 2)),
+    "P(relative risk > 1 | y)": ((eta_nc > 0).mean(axis=0), "PuOr_r", (0, 1)),
+    "P(residual RR exp(b) > 1 | y)": ([1 - pmarginal(0.0, margs_nc.isel(ID=i)) for i in range(g_nc.n)], "PuOr_r", (0, 1)),
+}
+fig, axes = plt.subplots(2, 2, figsize=(13, 5.2))
+for ax, (title, (values, cmap, (lo, hi))) in zip(axes.ravel(), maps.items()):
+    choropleth(rings, values, ax=ax, cmap=cmap, vmin=lo, vmax=hi, title=title)
+fig.tight_layout()
+"""),
+    md("""
+The SMR map is dominated by noise in the small counties (a single death doubles a rate);
+the posterior relative risks keep the broad pattern — higher risk in the south-east coastal
+plain, lower in the western mountains — and shrink the isolated extremes. Anson county, the outlier of the SIDS literature (15 deaths
+where about 3 were expected), stays clearly elevated, and keeps a high residual exceedance
+probability after the covariate. Most of the residual variation here is unstructured (φ's
+posterior mass lies below 0.5), unlike Germany's.
+"""),
+    md("""
 ## Against R-INLA
 
 R-INLA's reference suite for adelia has no Germany BYM2 fit with these priors; the same model
@@ -386,7 +443,11 @@ inla(Y ~ 1 + x + f(region, model = "bym2", graph = g, scale.model = TRUE,
 * Let the covariate act non-linearly: `f(x, model='rw2')` on `x` rounded into bins (an
   index column with a few dozen distinct values, as R's `inla.group` makes).
 * Oral cavity cancer counts of another series are `datasets.load("Oral")` on the same graph.
-* Maps: join `rr` to district polygons and draw them with GeoPandas.
+* Maps of any other areal data: `adelia.plotting.choropleth(rings, values)` takes per-area
+  lists of (x, y) rings (from a GeoPandas frame: `[[np.asarray(p.exterior.coords)] for p in
+  gdf.geometry]`), and `datasets.graph_from_polygons(rings)` builds the graph (R's `poly2nb`).
+* North Carolina 1979–84 (`SID79`, `BIR79`): a space-time model with the two periods as
+  `group=` of the bym2 term.
 """),
 ]
 
@@ -1303,6 +1364,457 @@ for label, pm in [("separable", post_mean), ("DEMF", post_demf)]:
 """),
 ]
 
+# ---------------------------------------------------------------------------------------------
+RINLA_TO_ADELIA = [
+    md("""
+# From R-INLA to adelia: five models side by side
+
+Five models an R-INLA user knows, each as the R code and the adelia code that does the same
+thing, and then both sets of numbers. The R-INLA numbers are read at run time from the
+project's reference fits (`../shared/reference/rinla/<case>/results.json`: R-INLA 25.07,
+compact mode, one thread, `num.threads = "1:1"`); where that folder is absent (a fresh clone)
+the comparison cells say so and the adelia fits still run.
+
+The rules of translation (the full dictionary is [docs/rinla_to_adelia.md](../docs/rinla_to_adelia.md)):
+
+| R-INLA | adelia |
+|---|---|
+| `inla(formula, data = d, family = "poisson", E = E)` | `adelia.inla("formula", d, family="poisson", E="E")` — the formula is a string, copied verbatim; data columns by name |
+| `control.compute = list(dic = TRUE)` | `control_compute={"dic": True}` — `.` → `_` in argument names, lists → dicts |
+| `graph = g` (an R object) | `graph=g` in the formula and `context={"g": g}` |
+| `r$summary.fixed`, `r$mlik` | `res.summary_fixed`, `res.mlik` (also `res["summary.fixed"]`) |
+"""),
+    code("""
+FULL = False   # True: also the Cox proportional-hazards model on the Leuk data (a sixth model)
+"""),
+    code("""
+import json
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import matplotlib.pyplot as plt
+import adelia
+from adelia import datasets
+from adelia import spde as S
+
+%matplotlib inline
+# R-INLA's numbers: ../shared/reference/rinla next to the repository (or $ADELIA_RINLA_REFERENCE)
+import os
+REFERENCE = Path(os.environ.get("ADELIA_RINLA_REFERENCE",
+                                Path(adelia.__file__).resolve().parents[2] / "shared" / "reference" / "rinla"))
+
+def rinla(case):
+    \"\"\"R-INLA's results.json for a reference case, or None when the reference is absent.\"\"\"
+    path = REFERENCE / case / "results.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+def compare(res, case):
+    \"\"\"adelia against R-INLA: fixed effects and internal hyperparameters, mean and sd, and the
+    log marginal likelihood; differences of means in units of R-INLA's posterior sd.\"\"\"
+    ref = rinla(case)
+    if ref is None:
+        print(f"R-INLA reference for {case!r} not found under {REFERENCE}: comparison skipped")
+        return None
+    rows = []
+    for kind, ours, theirs in [("fixed", res.summary_fixed, ref["summary_fixed"]),
+                               ("hyper (internal)", res.internal_summary_hyperpar, ref["internal_summary_hyperpar"])]:
+        if not theirs:   # no fixed effects in the model (R-INLA's NULL table)
+            continue
+        for name, m, sd in zip(theirs["name"], theirs["mean"], theirs["sd"]):
+            rows.append({"model": case, "kind": kind, "name": name, "R-INLA mean": m, "adelia mean": ours.loc[name, "mean"],
+                         "R-INLA sd": sd, "adelia sd": ours.loc[name, "sd"]})
+    table = pd.DataFrame(rows)
+    table["Δmean / sd"] = (table["adelia mean"] - table["R-INLA mean"]) / table["R-INLA sd"]
+    table["sd ratio"] = table["adelia sd"] / table["R-INLA sd"]
+    mlik = {"model": case, "kind": "mlik", "name": "log mlik (integration)",
+            "R-INLA mean": ref["mlik"]["integration"], "adelia mean": res.mlik.iloc[0]}
+    return pd.concat([table, pd.DataFrame([mlik])], ignore_index=True)
+
+comparisons = []
+"""),
+    md("""
+## 1. A binomial GLMM: Seeds
+
+```r
+library(INLA)
+data(Seeds)
+r <- inla(r ~ x1 + x2 + f(plate, model = "iid"), family = "binomial", Ntrials = n,
+          data = Seeds)
+summary(r)
+```
+"""),
+    code("""
+seeds = datasets.load("Seeds")
+res_seeds = adelia.inla("r ~ x1 + x2 + f(plate, model='iid')", seeds, family="binomial", Ntrials="n")
+res_seeds.summary_fixed
+"""),
+    code("""
+comparisons.append(compare(res_seeds, "seeds_iid"))
+comparisons[-1]
+"""),
+    md("""
+`Ntrials = n` (an R expression evaluated in the data) becomes `Ntrials="n"` (a column name);
+a NumPy array works too. adelia warns here that π(θ | y) has mass far from its mode (R-INLA
+is silent): the precision's posterior runs off to +∞ under the default loggamma(1, 5e-5)
+prior — see [quickstart.ipynb](quickstart.ipynb).
+
+## 2. Disease mapping: BYM2 on Scotland's lip cancer
+
+```r
+data(Scotland)
+g <- system.file("demodata/scotland.graph", package = "INLA")
+r <- inla(Counts ~ 1 + I(X/10) + f(Region, model = "bym2", graph = g),
+          family = "poisson", E = E, data = Scotland)
+```
+"""),
+    code("""
+scotland = datasets.load("Scotland")
+g = datasets.graph("Scotland")             # or the graph file's path: datasets.graph_path("Scotland")
+res_scot = adelia.inla("Counts ~ 1 + I(X/10) + f(Region, model='bym2', graph=g)", scotland,
+                       family="poisson", E="E", context={"g": g})
+res_scot.summary_hyperpar
+"""),
+    code("""
+comparisons.append(compare(res_scot, "scotland_bym2"))
+comparisons[-1]
+"""),
+    md("""
+`I(X/10)` is evaluated as in R, and its row is named `I(X/10)` in `summary_fixed`. The bym2
+defaults are R-INLA's: `scale.model = TRUE`, PC priors pc.prec(1, 0.01) and pc(0.5, 2/3) on φ.
+
+## 3. A cyclic random walk: Tokyo rainfall
+
+```r
+data(Tokyo)
+r <- inla(y ~ -1 + f(time, model = "rw2", cyclic = TRUE), family = "binomial",
+          Ntrials = n, data = Tokyo, control.predictor = list(compute = TRUE))
+plot(Tokyo$time, r$summary.fitted.values$mean)
+```
+"""),
+    code("""
+tokyo = datasets.load("Tokyo")
+res_tokyo = adelia.inla("y ~ -1 + f(time, model='rw2', cyclic=TRUE)", tokyo, family="binomial",
+                        Ntrials="n", control_predictor={"compute": True})
+fv = res_tokyo.summary_fitted_values
+fig, ax = plt.subplots(figsize=(8, 2.8))
+ax.scatter(tokyo["time"], tokyo["y"] / tokyo["n"], s=4, color="0.5")
+ax.plot(tokyo["time"], fv["mean"]); ax.fill_between(tokyo["time"], fv["0.025quant"], fv["0.975quant"], alpha=0.3)
+ax.set_xlabel("day of the year"); ax.set_ylabel("P(rain)");
+"""),
+    code("""
+comparisons.append(compare(res_tokyo, "tokyo_rw2_cyclic"))
+comparisons[-1]
+"""),
+    md("""
+## 4. Geostatistics: an SPDE field with PC priors on SPDEtoy
+
+```r
+data(SPDEtoy)
+mesh <- fm_mesh_2d_inla(loc = cbind(SPDEtoy$s1, SPDEtoy$s2), max.edge = c(0.1, 0.3),
+                        offset = c(0.1, 0.4), cutoff = 0.02)
+spde <- inla.spde2.pcmatern(mesh, alpha = 2, prior.range = c(0.3, 0.5), prior.sigma = c(1, 0.01))
+A <- inla.spde.make.A(mesh, loc = cbind(SPDEtoy$s1, SPDEtoy$s2))
+stk <- inla.stack(data = list(y = SPDEtoy$y), A = list(A, 1),
+                  effects = list(s = 1:spde$n.spde, data.frame(b0 = rep(1, 200))), tag = "est")
+r <- inla(y ~ 0 + b0 + f(s, model = spde), data = inla.stack.data(stk),
+          control.predictor = list(A = inla.stack.A(stk)))
+```
+
+adelia has the same stack functions (`S.make_A`, `S.stack`, `S.stack_data`, `S.stack_A`), and
+also a shorter spelling without a stack: `f(cbind(s1, s2), model=spde)` builds the projector
+from the data's coordinate columns. Meshes from fmesher and from `S.mesh_2d` differ in their node
+placement, so for a like-for-like comparison this cell uses R-INLA's own mesh when the
+reference folder is there (`loc.csv`, `tv.csv`: `S.Mesh(loc, tv)`).
+"""),
+    code("""
+toy = datasets.load("SPDEtoy")
+loc = toy[["s1", "s2"]].to_numpy()
+ref_dir = REFERENCE / "spdetoy_pcmatern"
+if (ref_dir / "tv.csv").exists():   # fmesher's mesh as R-INLA used it
+    mesh = S.Mesh(pd.read_csv(ref_dir / "loc.csv").to_numpy()[:, :2], pd.read_csv(ref_dir / "tv.csv").to_numpy() - 1)
+else:
+    mesh = S.mesh_2d(loc, max_edge=(0.1, 0.3), offset=(0.1, 0.4), cutoff=0.02)
+spde = S.spde2_pcmatern(mesh, prior_range=(0.3, 0.5), prior_sigma=(1, 0.01))
+A = S.make_A(mesh, loc)
+stk = S.stack(data={"y": toy["y"].to_numpy()}, A=[A, 1],
+              effects=[{"s": np.arange(1, mesh.n + 1)}, {"b0": np.ones(len(toy))}], tag="est")
+res_spde = adelia.inla("y ~ 0 + b0 + f(s, model=spde)", S.stack_data(stk),
+                       control_predictor={"A": S.stack_A(stk)}, context={"spde": spde})
+print(mesh)
+res_spde.summary_hyperpar
+"""),
+    code("""
+comparisons.append(compare(res_spde, "spdetoy_pcmatern"))
+comparisons[-1]
+"""),
+    md("""
+## 5. Survival: a Weibull frailty model on the kidney infection data
+
+```r
+data(Kidney)
+r <- inla(inla.surv(time, event) ~ age + sex + dis1 + dis2 + dis3 + f(ID, model = "iid"),
+          family = "weibullsurv", data = Kidney)
+```
+
+`inla.surv(time, event)` is written the same way inside the formula string (or as
+`adelia.inla_surv(...)` outside it). The Weibull variant is R-INLA's default (`variant = 0`,
+$h(t) = \\alpha t^{\\alpha-1} e^{\\eta}$), with the same pc.alphaw prior on α.
+"""),
+    code("""
+kidney = datasets.load("Kidney")
+res_weib = adelia.inla("inla.surv(time, event) ~ age + sex + dis1 + dis2 + dis3 + f(ID, model='iid')",
+                       kidney, family="weibullsurv")
+res_weib.summary_fixed
+"""),
+    code("""
+comparisons.append(compare(res_weib, "weibull_surv"))
+comparisons[-1]
+"""),
+    code("""
+if FULL:   # a sixth model: Cox proportional hazards with R-INLA's piecewise-constant baseline
+    leuk = datasets.load("Leuk")
+    res_cox = adelia.inla("inla.surv(time, cens) ~ sex + age + wbc + tpi", leuk, family="coxph")
+    comparisons.append(compare(res_cox, "coxph_leuk"))
+    display(comparisons[-1])
+"""),
+    md("""
+## All models: adelia against R-INLA
+
+One row per model: the largest difference of a fixed-effect or hyperparameter posterior mean in
+units of R-INLA's posterior sd, the range of the sd ratios, and the difference of the log
+marginal likelihoods. The project's acceptance tolerances are 0.05 sd for fixed-effect means and
+0.10 for hyperparameter means (`tests/inference/test_rinla_reference.py` checks them on every
+commit). The one larger difference is the Weibull model's frailty precision: its posterior is
+pressed against large precisions (a frailty variance near zero) and both programs' design
+points sit in that flat tail; R-INLA's own reruns of this case differ by up to 0.05 in the log
+marginal likelihood (the reference's notes).
+"""),
+    code("""
+done = [c for c in comparisons if c is not None]
+if done:
+    allc = pd.concat(done, ignore_index=True)
+    params = allc[allc["kind"] != "mlik"]
+    overview = {}
+    for model, t in allc.groupby("model", sort=False):
+        z = t.set_index("kind")["Δmean / sd"].abs()
+        overview[model] = {
+            "max |Δmean| / sd (fixed)": z.get("fixed", pd.Series(dtype=float)).max(),
+            "max |Δmean| / sd (hyper)": z.get("hyper (internal)", pd.Series(dtype=float)).max(),
+            "sd ratio min": t["sd ratio"].min(), "sd ratio max": t["sd ratio"].max(),
+            "Δ log mlik": float(t.loc[t["kind"] == "mlik", "adelia mean"].iloc[0] - t.loc[t["kind"] == "mlik", "R-INLA mean"].iloc[0]),
+        }
+    overview = pd.DataFrame(overview).T
+    display(overview.round(3))
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.scatter(params["Δmean / sd"], params["model"], c=(params["kind"] == "fixed").map({True: "C0", False: "C1"}))
+    ax.axvline(0, color="k", lw=0.7)
+    for x in (-0.1, 0.1):
+        ax.axvline(x, color="0.6", ls="--", lw=0.7)
+    ax.set_xlabel("(adelia − R-INLA) posterior mean / R-INLA sd   (blue: fixed, orange: hyperparameters)")
+else:
+    print("no R-INLA reference found: nothing to compare")
+"""),
+    md("""
+## What to try next
+
+* Any other R-INLA script: [docs/rinla_to_adelia.md](../docs/rinla_to_adelia.md) lists every
+  `inla()` and `f()` argument, control key, model, family and prior with its adelia spelling;
+  [docs/translation_trial.md](../docs/translation_trial.md) shows three tutorial scripts
+  translated with it.
+* Predictions without stacks, linear combinations and NUTS over θ:
+  [prediction.ipynb](prediction.ipynb).
+* The models above in depth: [quickstart.ipynb](quickstart.ipynb),
+  [disease_mapping.ipynb](disease_mapping.ipynb), [time_series.ipynb](time_series.ipynb),
+  [geostatistics.ipynb](geostatistics.ipynb), [survival.ipynb](survival.ipynb).
+"""),
+]
+
+# ---------------------------------------------------------------------------------------------
+PREDICTION = [
+    md("""
+# Predictions, linear combinations and NUTS over θ
+
+Three things R-INLA makes hard or cannot do, on the Seeds data of the
+[quickstart](quickstart.ipynb) (Crowder 1978) and the SPDE toy data:
+
+* **`res.predict(new_data)`** — the fitted model evaluated at new rows: new covariate values,
+  a plate never seen, new locations of an SPDE field; no refit with `NA` responses, no
+  `inla.stack` (inlabru's `predict(fit, newdata, ~ expr)` in spirit);
+* **`lincomb=`** with `adelia.make_lincomb(s)` — R-INLA's `inla.make.lincomb(s)`: posteriors of
+  linear combinations of the latent field (contrasts, sums of effects);
+* **`control_inla={"int.strategy": "nuts"}`** — the No-U-Turn sampler over the hyperparameters
+  on log π̃(θ | y) with its exact gradient, where INLA's design around the mode misses mass.
+
+The API is in [docs/prediction.md](../docs/prediction.md).
+"""),
+    code("""
+FULL = False   # True: longer NUTS chains (4 x 1000 draws) and 4000 prediction samples
+"""),
+    code("""
+import warnings
+import numpy as np
+import pandas as pd
+import matplotlib.pyplot as plt
+import adelia
+from adelia import spde as S
+
+%matplotlib inline
+seeds = adelia.datasets.load("Seeds")
+n_samples = 4000 if FULL else 1000
+formula = "r ~ x1 + x2 + f(plate, model='iid', hyper=list(prec=list(prior='pc.prec', param=c(1, 0.01))))"
+"""),
+    md("""
+## Linear combinations
+
+R:
+```r
+lc1 <- inla.make.lincomb(x1 = 1, x2 = 1)                       # beta1 + beta2
+lc2 <- inla.make.lincomb(plate = c(-1, NA, 1))                  # u3 - u1
+lcs <- inla.make.lincombs("(Intercept)" = rep(1, 21), plate = diag(21))   # beta0 + u_i
+names(lc1) <- "x1_plus_x2"; names(lc2) <- "plate3_vs_1"
+r <- inla(formula, data = Seeds, family = "binomial", Ntrials = n,
+          lincomb = c(lc1, lc2, lcs), control.inla = list(lincomb.derived.correlation.matrix = TRUE))
+r$summary.lincomb.derived
+```
+
+adelia spells `NA` as `None` (or NaN) and names come from the dict keys; `make_lincombs`
+names its rows `lc01`, `lc02`, ... as R-INLA does. Each combination's posterior is derived from
+the Gaussian approximation at each integration point and mixed over the design, as in R-INLA.
+"""),
+    code("""
+lc = {"x1_plus_x2": adelia.make_lincomb(x1=1, x2=1),
+      "plate3_vs_1": adelia.make_lincomb(plate=[-1, None, 1])}
+lcs = adelia.make_lincombs(**{"(Intercept)": np.ones(21)}, plate=np.eye(21))   # beta0 + u_i, lc01..lc21
+res = adelia.inla(formula, seeds, family="binomial", Ntrials="n", lincomb={**lc, **lcs},
+                  control_inla={"lincomb.derived.correlation.matrix": True},
+                  control_predictor={"compute": True})
+res.summary_lincomb_derived.head(5).round(3)
+"""),
+    md("""
+Check against joint posterior samples (R's `inla.posterior.sample`): the same functional
+computed draw by draw has the same mean and sd, within Monte Carlo error. The correlation
+matrix of the combinations is in `res.misc`:
+"""),
+    code("""
+draws = res.posterior_sample(n_samples, seed=1)
+x1, x2 = draws["x1"].values.ravel(), draws["x2"].values.ravel()
+mc = pd.Series({"mean": np.mean(x1 + x2), "sd": np.std(x1 + x2)})
+print(pd.DataFrame({"lincomb": res.summary_lincomb_derived.loc["x1_plus_x2", ["mean", "sd"]], "samples": mc}).round(3))
+corr = res.misc["lincomb.derived.correlation.matrix"]
+fig, ax = plt.subplots(figsize=(4.5, 4))
+im = ax.imshow(np.asarray(corr)[2:, 2:], cmap="RdBu_r", vmin=-1, vmax=1)
+ax.set_title("correlation of β0 + u_i (lc01..lc21)"); fig.colorbar(im, ax=ax, shrink=0.8);
+"""),
+    md("""
+## Predictions at new covariate values and a new plate
+
+`res.predict(new)` evaluates every term of the fitted model at the new rows. Plate 22 was never
+observed: an `iid` term draws its effect from the prior at the sampled precision, so the
+prediction carries the plate-to-plate variance (a structured term — rw, ar1, besag — at an
+index outside the fitted range raises an error naming the term instead). At a fitted row the
+prediction equals `summary_linear_predictor`.
+"""),
+    code("""
+new = pd.DataFrame({"x1": [0, 0, 1, 1, 0], "x2": [0, 1, 0, 1, 1], "plate": [22, 22, 22, 22, 3]})
+pred = res.predict(new, n_samples=n_samples, seed=1)
+table = pd.concat([new, pred.summary_fitted_values[["mean", "sd", "0.025quant", "0.975quant"]]], axis=1)
+table.round(3)
+"""),
+    code("""
+fitted_rows = res.predict(seeds, n_samples=0).summary_linear_predictor
+print("max |predict - summary_linear_predictor| at the fitted rows:",
+      float(np.abs(fitted_rows["mean"].to_numpy() - res.summary_linear_predictor["mean"].to_numpy()).max()))
+print("predictive sd of eta: new plate", round(pred.summary_linear_predictor["sd"].iloc[1], 3),
+      "| fitted plate 3 with the same covariates", round(pred.summary_linear_predictor["sd"].iloc[4], 3))
+"""),
+    md("""
+`expr=` gives the posterior of any function of the effects from joint draws — here the
+difference in germination probability between cucumber and bean extract for seed type 0 on a
+new plate (inlabru's `predict(fit, newdata, ~ plogis(...))`):
+"""),
+    code("""
+def effect_of_extract(e):
+    p = 1 / (1 + np.exp(-e["Predictor"]))     # draws x rows
+    return p[:, 1] - p[:, 0]
+
+pe = res.predict(new, n_samples=n_samples, seed=2, expr=effect_of_extract)
+print(pe.summary_expr.round(3).to_string())
+"""),
+    md("""
+## New locations of an SPDE field
+
+With `f(cbind(s1, s2), model=spde)` the projector is built from the data's coordinate columns,
+at fit time and at prediction time, so predicting at new places is `res.predict(grid)`. Joint
+draws at the grid give exceedance probabilities (a coarse mesh here, for speed; the full
+treatment is [geostatistics.ipynb](geostatistics.ipynb)):
+"""),
+    code("""
+toy = adelia.datasets.load("SPDEtoy")
+mesh = S.mesh_2d(toy[["s1", "s2"]].to_numpy(), max_edge=(0.15, 0.4), offset=(0.1, 0.4), cutoff=0.03)
+spde = S.spde2_pcmatern(mesh, prior_range=(0.3, 0.5), prior_sigma=(1, 0.01))
+fit = adelia.inla("y ~ 1 + f(cbind(s1, s2), model=spde)", toy, context={"spde": spde})
+n_grid = 30
+g = (np.arange(n_grid) + 0.5) / n_grid
+G1, G2 = np.meshgrid(g, g)
+p_grid = fit.predict(pd.DataFrame({"s1": G1.ravel(), "s2": G2.ravel()}), n_samples=500, seed=3)
+eta = p_grid.samples["Predictor"].values                      # (sample, grid point)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+for ax, z, title in [(axes[0], p_grid.summary_linear_predictor["mean"], "posterior mean of β0 + u(s)"),
+                     (axes[1], (eta > 10).mean(axis=0), "P(β0 + u(s) > 10 | y)")]:
+    im = ax.imshow(np.asarray(z).reshape(n_grid, n_grid), origin="lower", extent=(0, 1, 0, 1))
+    ax.scatter(toy["s1"], toy["s2"], s=4, c="w", alpha=0.6); ax.set_title(title); fig.colorbar(im, ax=ax, shrink=0.8)
+fig.tight_layout()
+"""),
+    md("""
+## NUTS over θ where the design misses mass
+
+Under R-INLA's default loggamma(1, 5e-5) prior on the plate precision, Seeds' π(θ | y) has a
+local mode at log τ ≈ 2.7 and its bulk at large log τ (an almost vanishing plate effect); the
+compact design sits at the first and adelia warns. NUTS explores the whole posterior with the
+exact gradient of log π̃(θ | y); the latent marginals are the mixture of the Gaussian
+approximations over thinned draws. Short chains here — check R-hat before using a result.
+"""),
+    code("""
+nuts = {"chains": 4, "draws": 1000, "warmup": 500, "seed": 1} if FULL else {"chains": 2, "draws": 300, "warmup": 300, "seed": 1, "points": 50}
+default = "r ~ x1 + x2 + f(plate, model='iid')"
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")          # the compact-mode warning shown in the quickstart
+    res_ccd = adelia.inla(default, seeds, family="binomial", Ntrials="n")
+res_nuts = adelia.inla(default, seeds, family="binomial", Ntrials="n",
+                       control_inla={"int.strategy": "nuts", "nuts": nuts})
+d = res_nuts.diagnostics["nuts"]
+print("R-hat", np.round(d["rhat"], 3), "| ESS", np.round(d["ess"], 0), "| divergences", d["divergent"],
+      "| seconds per effective sample", np.round(d["seconds_per_effective_sample"], 4))
+pd.DataFrame({"CCD (compact)": res_ccd.internal_summary_hyperpar.iloc[0], "NUTS": res_nuts.internal_summary_hyperpar.iloc[0]}).round(3)
+"""),
+    code("""
+name = "Log precision for plate"
+m_ccd, m_nuts = res_ccd.internal_marginals_hyperpar[name], res_nuts.internal_marginals_hyperpar[name]
+fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+axes[0].plot(m_ccd["x"], m_ccd.values, label="CCD design (compact)")
+axes[0].plot(m_nuts["x"], m_nuts.values, label="NUTS")
+axes[0].set_xlabel("log precision of the plate effect"); axes[0].legend()
+axes[1].scatter(res_ccd.summary_random["plate"]["sd"], res_nuts.summary_random["plate"]["sd"])
+axes[1].set_xlabel("sd of u_plate, CCD"); axes[1].set_ylabel("sd of u_plate, NUTS")
+lim = res_ccd.summary_random["plate"]["sd"].max() * 1.1
+axes[1].plot([0, lim], [0, lim], color="k", lw=0.7); fig.tight_layout()
+"""),
+    md("""
+The plate effects' posterior sds shrink under NUTS: most of the posterior mass is at large
+precisions that the compact design never visits (`tests/inference` checks these sds against a
+long NUTS run on the full joint model). For the chain itself:
+`adelia.compile(formula, data, ...).sample_theta(1000, chains=4)`.
+
+## What to try next
+
+* `res.predict(new, expr=...)` for any derived quantity: odds ratios, a ranking of plates, the
+  spatial mean of a field over a region.
+* Contrasts of a structured term: `adelia.make_lincomb(time=w)` with `w` a vector over a rw2's
+  nodes (a trend's slope between two dates).
+* NUTS on a model whose hyperparameters are identified (`docs/prediction.md`, "When not to").
+"""),
+]
+
 NOTEBOOKS = {
     "quickstart": QUICKSTART,
     "disease_mapping": DISEASE_MAPPING,
@@ -1311,6 +1823,8 @@ NOTEBOOKS = {
     "survival": SURVIVAL,
     "gradients": GRADIENTS,
     "spacetime": SPACETIME,
+    "rinla_to_adelia": RINLA_TO_ADELIA,
+    "prediction": PREDICTION,
 }
 
 

@@ -26,6 +26,11 @@ single-point programs side by side — like the host threads — do not. Either 
 is computed by the same program whatever k, so the results do not depend on k (to
 rounding). The arrays the single-point program closes over are hoisted to arguments, as in
 :mod:`adelia.engine.hoisted_jit`, and placed once on every device of the mesh (replicated).
+
+Several processes (``jax.distributed``, :mod:`adelia.engine.multihost`): the mesh spans the
+devices of every process, each process's driver submits the same batch, and the outputs are
+gathered onto every device (``lax.all_gather`` over ``"points"``) so that each process reads
+the whole batch.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..errors import ControlError
 from .host_cores import host_workers, points_in_parallel
+from .multihost import gathered, is_multi_process, run_devices
 
 #: the mesh axis that a batch of θ points is sharded over
 POINTS_AXIS = "points"
@@ -108,6 +114,8 @@ def points_mesh(devices=None) -> Mesh | None:
     Args:
         devices: None — one device on the CPU, every local device on an accelerator; an int
             k — the first k local devices of the default backend; a list of ``jax.Device``;
+            in a multi-process run (:mod:`adelia.engine.multihost`) "local" reads "global":
+            None is every process's devices (CPU too), k the first k of ``jax.devices()``;
             or a ``jax.sharding.Mesh`` — its axis ``"points"`` (the batch is replicated over
             any other axes), or its only axis for a 1-D mesh.
 
@@ -120,9 +128,11 @@ def points_mesh(devices=None) -> Mesh | None:
         >>> points_mesh(1) is None
         True
     """
-    available = jax.local_devices()
+    # several processes (jax.distributed, adelia.engine.multihost): the devices of every
+    # process, and by default all of them — the user started the processes to use them
+    available = run_devices()
     if devices is None:
-        chosen = [available[0]] if on_host() else available
+        chosen = [available[0]] if on_host() and not is_multi_process() else available
     elif isinstance(devices, Mesh):
         if POINTS_AXIS in devices.axis_names:
             axis = POINTS_AXIS
@@ -143,7 +153,7 @@ def points_mesh(devices=None) -> Mesh | None:
     elif isinstance(devices, Sequence) and not isinstance(devices, str) and len(devices) > 0:
         chosen = list(devices)
         everywhere = jax.devices() if not all(isinstance(d, jax.Device) for d in chosen) else [
-            d for platform in {d.platform for d in chosen} for d in jax.local_devices(backend=platform)
+            d for platform in {d.platform for d in chosen} for d in run_devices(platform)
         ]
         unknown = [d for d in chosen if not isinstance(d, jax.Device) or d not in everywhere]
         if unknown or len(set(chosen)) != len(chosen):
@@ -203,15 +213,24 @@ class ShardedPoints:
             closed, out_shape = jax.make_jaxpr(local, return_shape=True)(local_thetas, *shared_leaves)
             jaxpr = closed.jaxpr
 
+            everywhere = gathered(self.mesh)
+
             def body(consts, thetas, leaves):
-                return jaxpr_as_fun(ClosedJaxpr(jaxpr, consts))(thetas, *leaves)
+                out = jaxpr_as_fun(ClosedJaxpr(jaxpr, consts))(thetas, *leaves)
+                # a mesh over several processes: every device gets the whole batch's outputs,
+                # so that each process's driver can read them
+                return [jax.lax.all_gather(o, POINTS_AXIS, tiled=True) for o in out] if everywhere else out
 
             spec = PartitionSpec(POINTS_AXIS)
             program = jax.jit(
                 # check_vma=False: the jaxpr was traced outside shard_map, without the pvary marks
                 # that shard_map's type check expects where replicated and sharded values meet
                 jax.shard_map(
-                    body, mesh=self.mesh, in_specs=(PartitionSpec(), spec, PartitionSpec()), out_specs=spec, check_vma=False
+                    body,
+                    mesh=self.mesh,
+                    in_specs=(PartitionSpec(), spec, PartitionSpec()),
+                    out_specs=PartitionSpec() if everywhere else spec,
+                    check_vma=False,
                 )
             )
             consts = [self._replicated(c) for c in closed.consts]

@@ -40,7 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import NotPositiveDefiniteError
-from . import bta
+from . import bta, bta_distributed
+from .bta_partition import TIME_AXIS, time_mesh
 from .pattern import SparsePattern
 from .solver import BlockStructure, Solver
 
@@ -55,24 +56,32 @@ class BTASolver(Solver):
         block_structure: the BTA layout (e.g. from
             :func:`adelia.engine.ordering.time_major_block_structure`); derived by reverse
             Cuthill–McKee (:func:`adelia.engine.ordering.rcm_block_structure`) when None.
+        devices: ``control_inla["devices"]``: with k > 1 devices and n_b ≥ 2k blocks, the
+            blocks are partitioned over them (:mod:`adelia.engine.bta_distributed`, mesh
+            axis ``"time"``, :func:`adelia.engine.bta_partition.time_mesh`); ``mesh`` is then
+            that mesh, otherwise None (the single-device kernels).
 
     Raises:
         ValueError: the block structure does not cover the pattern's n unknowns, or a
             pattern entry falls outside the BTA pattern after the permutation.
     """
 
-    def __init__(self, pattern: SparsePattern, block_structure: BlockStructure | None = None):
+    def __init__(self, pattern: SparsePattern, block_structure: BlockStructure | None = None, devices=None):
         if block_structure is None:
             from .ordering import rcm_block_structure
 
             block_structure = rcm_block_structure(pattern)
         self.pattern = pattern
         self.block_structure = block_structure
+        self.mesh = time_mesh(devices, block_structure.n_blocks) if devices is not None else None
+        self._kernels = _Kernels(self.mesh)
         self._build_maps()
-        self._jit_logdet = jax.jit(lambda v: bta.logdet(self.bta_matrix(v)))
+        self._jit_logdet = jax.jit(lambda v: self._kernels.logdet(self.bta_matrix(v)))
         self._jit_solve = jax.jit(self._solve_impl)
         self._jit_logdet_and_solve = jax.jit(self._logdet_and_solve_impl)
-        self._jit_selected_inverse = jax.jit(lambda v: self.values_from_bta(bta.selected_inverse(self.bta_matrix(v))))
+        self._jit_selected_inverse = jax.jit(
+            lambda v: self.values_from_bta(self._kernels.selected_inverse(self.bta_matrix(v)))
+        )
         self._jit_sample = jax.jit(self._sample_impl, static_argnames="n_samples")
         self._jit_factor = jax.jit(lambda v: bta.cholesky(self.bta_matrix(v)))
 
@@ -194,7 +203,7 @@ class BTASolver(Solver):
         return self._jit_logdet(values)
 
     def _solve_impl(self, values, rhs):
-        x = bta.solve(self.bta_matrix(values), self.to_bta_vector(rhs))
+        x = self._kernels.solve(self.bta_matrix(values), self.to_bta_vector(rhs))
         return self.from_bta_vector(x)
 
     def solve(self, values, rhs):
@@ -203,7 +212,7 @@ class BTASolver(Solver):
         return x
 
     def _logdet_and_solve_impl(self, values, rhs):
-        ld, x = bta.logdet_and_solve(self.bta_matrix(values), self.to_bta_vector(rhs))
+        ld, x = self._kernels.logdet_and_solve(self.bta_matrix(values), self.to_bta_vector(rhs))
         return ld, self.from_bta_vector(x)
 
     def logdet_and_solve(self, values, rhs):
@@ -216,7 +225,7 @@ class BTASolver(Solver):
         return out
 
     def _sample_impl(self, values, key, n_samples):
-        x = bta.sample(self.bta_matrix(values), key, n_samples)  # (n_samples, size) in BTA order
+        x = self._kernels.sample(self.bta_matrix(values), key, n_samples)  # (n_samples, size) in BTA order
         return x[:, self._from_bta_index]
 
     def sample(self, values, key, n_samples: int = 1):
@@ -273,6 +282,38 @@ class BTASolver(Solver):
         bs = self.block_structure
         return (
             f"BTASolver(n={self.n}, nnz={self.pattern.nnz}, n_blocks={bs.n_blocks}, "
-            f"block_size={bs.block_size}, arrow_size={bs.arrow_size}, padding={bs.size - bs.n})"
+            f"block_size={bs.block_size}, arrow_size={bs.arrow_size}, padding={bs.size - bs.n}"
+            + ("" if self.mesh is None else f", time partitions={self.mesh.shape['time']}")
+            + ")"
         )
+
+
+class _Kernels:
+    """The BTA kernels a solver uses: :mod:`adelia.engine.bta` on one device, or
+    :mod:`adelia.engine.bta_distributed` over the ``"time"`` axis of ``mesh``. (The factor
+    kept for failure reports, ``BTASolver.factor``, is always the single-device one.)"""
+
+    def __init__(self, mesh):
+        self.mesh = mesh
+
+    def logdet(self, Q):
+        return bta.logdet(Q) if self.mesh is None else bta_distributed.logdet(Q, self.mesh, TIME_AXIS)
+
+    def solve(self, Q, rhs):
+        return bta.solve(Q, rhs) if self.mesh is None else bta_distributed.solve(Q, rhs, self.mesh, TIME_AXIS)
+
+    def logdet_and_solve(self, Q, rhs):
+        if self.mesh is None:
+            return bta.logdet_and_solve(Q, rhs)
+        return bta_distributed.logdet_and_solve(Q, rhs, self.mesh, TIME_AXIS)
+
+    def selected_inverse(self, Q):
+        if self.mesh is None:
+            return bta.selected_inverse(Q)
+        return bta_distributed.selected_inverse(Q, self.mesh, TIME_AXIS)
+
+    def sample(self, Q, key, n_samples):
+        if self.mesh is None:
+            return bta.sample(Q, key, n_samples)
+        return bta_distributed.sample(Q, key, self.mesh, TIME_AXIS, n_samples=n_samples)
 

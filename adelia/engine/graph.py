@@ -368,6 +368,7 @@ def compile_graph(
     extra_constraints: LinearConstraints | None = None,
     backend: str = "auto",
     block_structure: BlockStructure | None = None,
+    devices=None,
 ) -> LatentGraph:
     """Compile latent components, fixed effects and the predictor matrix into a LatentGraph.
 
@@ -381,6 +382,7 @@ def compile_graph(
         extra_constraints: constraints on the whole latent vector (R-INLA's global extraconstr).
         backend: kernel backend for Q_c (see :func:`adelia.engine.solver.make_solver`).
         block_structure: BTA layout for Q_c (space-time models), if known.
+        devices: ``control_inla["devices"]`` for the BTA backend (time blocks partitioned over them).
 
     Example:
         >>> graph = compile_graph([comp], fixed, n_rows=len(y))  # doctest: +SKIP
@@ -466,7 +468,7 @@ def compile_graph(
         for c in components:
             component_theta.append(np.arange(pos, pos + c.model.n_theta))
             pos += c.model.n_theta
-    solver = make_solver(post_pattern, backend, block_structure)
+    solver = make_solver(post_pattern, backend, block_structure, devices)
     comp_solvers = {}
     for i, c in enumerate(components):
         if c.model.log_normaliser(jnp.asarray(c.model.initial_theta())) is None:

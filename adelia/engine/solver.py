@@ -144,6 +144,7 @@ def make_solver(
     pattern: SparsePattern,
     backend: str = "auto",
     block_structure: BlockStructure | None = None,
+    devices=None,
 ) -> Solver:
     """A solver for ``pattern`` with the requested backend.
 
@@ -152,6 +153,8 @@ def make_solver(
         backend: "auto", "dense", "sparse" or "bta".
         block_structure: the BTA layout, when the caller knows it (space-time models);
             otherwise the BTA backend derives one by reverse Cuthill-McKee.
+        devices: ``control_inla["devices"]`` for the BTA backend, which partitions its time
+            blocks over them (:class:`~adelia.engine.bta_solver.BTASolver`); ignored by the others.
     """
     from ..errors import unknown_choice
 
@@ -180,4 +183,4 @@ def make_solver(
         return SparseSolver(pattern)
     from .bta_solver import BTASolver
 
-    return BTASolver(pattern, block_structure)
+    return BTASolver(pattern, block_structure, devices)

@@ -153,6 +153,12 @@ def inla_group(x: Any, n: float = 25, method: str = "cut", idx_only: bool = Fals
 
     Raises:
         DataError: ``n < 1``, an unknown method, or an ``x`` that is not 1-d numbers.
+
+    Example:
+        >>> inla_group([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], n=2)   # R: inla.group(x, n = 2)
+        array([2.5, 2.5, 2.5, 2.5, 6.5, 6.5, 6.5, 6.5])
+        >>> inla_group([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], n=2, idx_only=True)
+        array([1., 1., 1., 1., 2., 2., 2., 2.])
     """
     try:
         arr = np.asarray(x, dtype=np.float64)

@@ -12,6 +12,17 @@ R-INLA (``GMRFLib_ai_marginal_one_hyperparamter``, interpolator "auto"):
 Summaries on the internal scale come from the density on a fine grid; on the user scale
 the density is pushed through the hyperparameter's ``to_user`` map (monotone), with the mean
 E[to_user(θ)] integrated on the internal grid.
+
+Where the internal density is still rising at the edge of the design (Seeds' plate precision
+under the default loggamma(1, 5e-05) prior), R-INLA's user-scale moments come from a
+computation of its own and are not moments of the marginal it returns: on seeds_iid R-INLA reports
+a mean of 14730 for the precision, above its own 0.975 quantile (7607), while its stored
+marginals integrate to a mean of about 5740–5900 (and its stored internal points to a mass of
+1.51). The C code of that computation is not in the published sources this was traced in
+(R's ``collect.results`` reads the program's ``summary.dat``), so it is not offered as an
+option; adelia keeps moments of the density it reports (mean 3153 on seeds_iid, with the
+internal mean 7.337 against R-INLA's 7.346) and warns that the design misses mass away from
+the mode (:func:`adelia.inference.run.run_inla`).
 """
 
 from __future__ import annotations

@@ -22,8 +22,18 @@ out the spread of the conditional means a_k'μ̃_k over θ, so its diagonal is a
 the squared sds of ``summary_lincomb_derived``. adelia reproduces this definition (checked
 against R-INLA's own matrix to 1e-6 at R-INLA's design points).
 
-Known difference: with ``inla_mode="classic"`` R-INLA centres each Gaussian at the
-simplified-Laplace mean of the nodes; adelia uses the Gaussian approximation's mean there.
+With ``inla_mode="classic"`` the centre is R-INLA's classic "improved mean" instead
+(``COMPUTE_LINDENS`` in GMRFLib's approx-inference.c): per node the mean of its latent
+marginal at θ_k under the latent strategy (``dens[i][k]->user_mean``: the simplified-Laplace
+skew-normal's mean by default, the spline-corrected Laplace density's with
+``strategy="laplace"``), the Gaussian mean ``mean_constr`` for nodes without one:
+
+    a_k' E_strategy(x | θ_k, y) + c.
+
+The variances a_k'Σ_k a_k stay the Gaussian approximation's. (R-INLA's classic latent field
+holds η itself, so a "Predictor" weight takes η's own simplified-Laplace mean when
+``control.predictor$compute`` is on; adelia maps it through A to the nodes' means.)
+
 Summaries follow :meth:`adelia.inference.summaries.Mixture.summary` (R-INLA's combined density
 by default), as the other marginals do.
 """
@@ -184,9 +194,26 @@ def lincomb_point_function(model, with_covariance: bool):
     return point
 
 
-def lincomb_posterior(model, points, probabilities: np.ndarray) -> LincombPosterior:
+def component_means(latent) -> np.ndarray:
+    """The mean of each component of a latent mixture, (K, n): the skew-normal's
+    ξ + ω δ √(2/π) (:class:`~adelia.inference.summaries.Mixture`), or for the nodes of a
+    :class:`~adelia.inference.latent_strategies.LaplaceMixture` with a correction the mean of
+    the spline-corrected density. R-INLA's ``dens[i][k]->user_mean``."""
+    if hasattr(latent, "corrected"):  # LaplaceMixture
+        out = np.array(latent.base._component_moments()[0], dtype=float)
+        if latent._idx.size:
+            out[:, latent._idx] = latent._cmean
+        return out
+    return np.asarray(latent._component_moments()[0], dtype=float)
+
+
+def lincomb_posterior(model, points, probabilities: np.ndarray, latent=None) -> LincombPosterior:
     """The derived linear combinations of ``model.lincombs`` from the design points' results
-    (``points``: :class:`adelia.inference.run.PointResults`) and their probabilities."""
+    (``points``: :class:`adelia.inference.run.PointResults`) and their probabilities.
+
+    ``latent``: the fit's latent marginals (a mixture over the design points kept at 0.999);
+    with ``inla_mode="classic"`` each point's combination is centred at a'·(the components'
+    means), R-INLA's classic improved mean. Compact mode uses the (VB) means of ``points``."""
     design = model.lincombs
     want_cov = bool(model.controls["control_inla"].get("lincomb.derived.correlation.matrix"))
     p_cov = prune_probabilities(probabilities, COVARIANCE_KEEP)
@@ -196,7 +223,12 @@ def lincomb_posterior(model, points, probabilities: np.ndarray) -> LincombPoster
     if fn is None or getattr(model, "_lincomb_fn_cov", None) != want_cov:
         fn = map_points(hoisted_jit(lincomb_point_function(model, want_cov), getattr(model, "_const_pool", None)))
         model._lincomb_fn, model._lincomb_fn_cov = fn, want_cov
-    rows = np.concatenate([points.theta[idx], points.mode[idx], points.mean[idx]], axis=1)
+    centre = points.mean[idx]
+    if latent is not None and model.controls["control_inla"].get("inla.mode") == "classic":
+        means = component_means(latent)
+        if means.shape == centre.shape:  # the same 0.999-pruned design points
+            centre = means
+    rows = np.concatenate([points.theta[idx], points.mode[idx], centre], axis=1)
     mu, second = fn(rows)
     mu, second = np.asarray(mu), np.asarray(second)
     var = np.diagonal(second, axis1=1, axis2=2).copy() if want_cov else second

@@ -31,6 +31,16 @@ The summaries run over node blocks of bounded size (:mod:`.summaries`) and add n
 On the models of ``benchmarks/scale_cpu.py`` the estimate is within ±35 % of the measured
 growth of the peak resident set size (a test keeps it within a factor 2).
 
+Per device (:func:`check_device_memory`, run by :func:`check_fit_memory`): the BTA and dense
+backends' kernels run on a device (an accelerator, or the CPU's host devices), whose memory
+is its own: the estimate per device counts the factor, the selected inverse and Q_c's values
+for each θ point the device runs at once, the time blocks' share of the factor when they are
+split over devices (:func:`bta_factor_numbers`), and the replicated data. A fit that exceeds a
+device's memory (``control_inla["device.memory"]``, ``$ADELIA_DEVICE_MEMORY``, the
+accelerator's ``bytes_limit`` or the host's available memory) raises
+:class:`DeviceMemoryError` naming the estimate, that memory and the smallest ``devices=`` that
+would fit — not an XLA out-of-memory error mid-fit.
+
 Example:
     >>> est = estimate_fit_memory(model)  # doctest: +SKIP
     >>> print(est.describe())  # doctest: +SKIP
@@ -85,13 +95,16 @@ def available_memory() -> int | None:
 
 def _factor_size(solver, n: int, nnz: int) -> int:
     """Numbers in one Cholesky factor of Q_c: the supernodal symbolic analysis (run once per
-    solver, the fit needs it next anyway) for the sparse backend; n² for the dense one; else
-    a fill guess from nnz."""
+    solver, the fit needs it next anyway) for the sparse backend; n² for the dense one; the
+    blocks of the BTA layout for the BTA one; else a fill guess from nnz."""
     kernels = getattr(solver, "_kernels", None)
     if kernels is not None and hasattr(kernels, "cholesky"):
         return int(kernels.cholesky.structure.factor_size)
     if type(solver).__name__ == "DenseSolver":
         return n * n
+    if getattr(solver, "block_structure", None) is not None:
+        bs = solver.block_structure
+        return bta_factor_numbers(bs.n_blocks, bs.block_size, bs.arrow_size)
     return 10 * nnz
 
 
@@ -145,9 +158,10 @@ def estimate_fit_memory(model, threads: int | None = None) -> MemoryEstimate:
 
 def check_fit_memory(model, verbose: bool = False) -> MemoryEstimate:
     """Estimate the fit's memory (printed when ``verbose``) and raise :class:`MemoryError`
-    naming the estimate and the available memory when the fit cannot fit. Skipped when the
-    available memory is unknown, with ``control_inla={"memory.check": False}`` or when the
-    environment variable ``ADELIA_SKIP_MEMORY_CHECK`` is set."""
+    naming the estimate and the available memory when the fit cannot fit; then the same per
+    device (:func:`check_device_memory`). Skipped when the available memory is unknown, with
+    ``control_inla={"memory.check": False}`` or when the environment variable
+    ``ADELIA_SKIP_MEMORY_CHECK`` is set."""
     est = estimate_fit_memory(model)
     avail = available_memory()
     if verbose:
@@ -160,7 +174,280 @@ def check_fit_memory(model, verbose: bool = False) -> MemoryEstimate:
             f"({est.describe()}). Free memory, fit on a larger machine, or reduce the model (fewer latent nodes, "
             f"int_strategy='eb' for fewer design points); control_inla={{'memory.check': False}} runs anyway."
         )
+    if wanted and not os.environ.get(SKIP_ENV):
+        check_device_memory(model, verbose=verbose)
     return est
 
 
-__all__ = ["MemoryEstimate", "available_memory", "check_fit_memory", "estimate_fit_memory"]
+# ------------------------------------------------------------------------------------------
+# per device: the kernels of the BTA and dense backends run on the device (an accelerator, or
+# the CPU's host devices); control_inla["device.memory"]
+# ------------------------------------------------------------------------------------------
+
+#: a user-stated memory per device (bytes or "2GB"), when control_inla["device.memory"] is None
+DEVICE_MEMORY_ENV = "ADELIA_DEVICE_MEMORY"
+#: the most devices the error's suggestion looks at
+MAX_DEVICES = 1024
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+class DeviceMemoryError(MemoryError):
+    """A fit whose estimated peak memory per device exceeds a device's memory (raised before any
+    numeric work, instead of an XLA out-of-memory error hours later)."""
+
+
+def parse_bytes(value, what: str = "control_inla: device.memory") -> int:
+    """A memory size in bytes: a positive number of bytes, or a string with a unit —
+    ``"2GB"``/``"500 MB"`` (powers of 1000), ``"1.5GiB"``/``"16G"`` (powers of 1024).
+
+    Raises:
+        ControlError: naming ``what``, the value and the valid forms.
+
+    Example:
+        >>> parse_bytes("2GB"), parse_bytes("1 GiB"), parse_bytes(4096)
+        (2000000000, 1073741824, 4096)
+    """
+    import re
+
+    from ..errors import ControlError
+
+    number, unit = None, ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", value)
+        if m and m.group(2).lower() in _UNITS:
+            number, unit = float(m.group(1)), m.group(2).lower()
+    if number is None or not number > 0 or number == float("inf"):
+        raise ControlError(
+            f"{what} = {value!r} is not valid; it must be a positive number of bytes or a size with a unit, "
+            f'e.g. "2GB", "500MB" (powers of 1000) or "1.5GiB", "16G" (powers of 1024).'
+        )
+    return int(number * _UNITS[unit])
+
+
+def bta_factor_numbers(n_blocks: int, block_size: int, arrow_size: int, partitions: int = 1) -> int:
+    """float64 numbers of one BTA Cholesky factor held by one device: n_b diagonal and n_b
+    sub-diagonal b × b blocks, n_b arrow blocks a × b and the a × a tip,
+
+        n_b (b² + b² + a b) + a²;
+
+    with the time blocks split over P devices (:mod:`adelia.engine.bta_distributed`) a device
+    holds its partition, ⌈n_b/P⌉ blocks, two boundary blocks' fill, and the reduced system of
+    the 2P boundary blocks gathered on every device:
+
+        (⌈n_b/P⌉ + 2)(2b² + a b) + a²  +  2P (2b² + a b) + a².
+
+    Example:
+        >>> bta_factor_numbers(10, 3, 1)
+        211
+    """
+    n_b, b, a, P = int(n_blocks), int(block_size), int(arrow_size), max(1, int(partitions))
+    per_block = 2 * b * b + a * b
+    if P == 1:
+        return n_b * per_block + a * a
+    return (-(-n_b // P) + 2) * per_block + a * a + 2 * P * per_block + a * a
+
+
+def _batch_size(model) -> int:
+    """The largest batch of θ points a fit evaluates at once: the integration design, the
+    Hessian's stencil (2d² objective values or 2d gradients, :func:`.run.hessian_method`) or a
+    finite-difference gradient (2d + 1)."""
+    from .run import hessian_method
+
+    ci = model.controls["control_inla"]
+    d = int(model.free.size)
+    if d == 0:
+        return 1
+    method = ci.get("hessian.method", "auto")
+    if method == "auto":
+        method = hessian_method(d, int(model.graph.n_latent))
+    stencil = 2 * d * d if method == "values" else 2 * d
+    fd = 2 * d + 1 if ci.get("gradient") == "fd" else 1
+    return max(_design_size(d, str(ci.get("int.strategy", "auto"))), stencil, fd)
+
+
+def _fit_mesh(model) -> tuple[int, int]:
+    """(devices for θ points, time partitions) of the fit's ``control_inla["devices"]``."""
+    from ..engine.batching import POINTS_AXIS, points_mesh
+
+    mesh = points_mesh(model.controls["control_inla"].get("devices"))
+    if mesh is None:
+        return 1, 1
+    shape = dict(mesh.shape)
+    return int(shape.get(POINTS_AXIS, 1)), int(shape.get("time", 1))
+
+
+def estimate_device_memory(model, points_devices: int | None = None, time_partitions: int | None = None) -> MemoryEstimate | None:
+    """The peak memory per device of ``model``'s fit on ``points_devices`` devices for the
+    batches of θ points × ``time_partitions`` devices for the BTA kernels (default: the fit's
+    ``control_inla["devices"]``); None for the sparse backend (CHOLMOD runs on the host:
+    :func:`estimate_fit_memory` covers it).
+
+    Terms (bytes; F the numbers of one factor, :func:`bta_factor_numbers` — n² for the dense
+    backend —, F_P a device's share of it over P time partitions, B the points a device runs at
+    once: ⌈K/k⌉ of a batch of K points over k devices vmapped on an accelerator, one per host
+    device on the CPU, adelia's host threads on one CPU device):
+
+    - ``factor``: 8 B F_P;
+    - ``selected inverse``: 8 B F (the marginal variances and the logdet's cotangent; the
+      distributed kernels return it replicated, as they take Q_c's values);
+    - ``precision``: 8 B F, Q_c's values in the block layout (and so its cotangent's);
+    - ``workspace``: 8 B · 16 (n + n_obs), the vectors of a Newton iteration and its gradient;
+    - ``points``: 8 B (3n + 2 n_pred), a point's mode, mean, variances and predictor moments;
+    - ``programs``: the data the compiled programs receive, replicated on every device (as in
+      :func:`estimate_fit_memory`).
+
+    Not measured on a GPU yet (no accelerator was at hand): the terms count the arrays the
+    kernels hold, not XLA's temporaries.
+
+    Example:
+        >>> estimate_device_memory(model, 1, 1).describe()  # doctest: +SKIP
+        'fit memory estimate 3.1 GB (selected inverse 1.2, ...)'
+    """
+    from ..engine.batching import on_host
+    from ..engine.host_cores import host_workers
+
+    g = model.graph
+    solver = g.solver
+    bs = getattr(solver, "block_structure", None)
+    dense = type(solver).__name__ == "DenseSolver"
+    if bs is None and not dense:
+        return None
+    if points_devices is None or time_partitions is None:
+        k_points, P = _fit_mesh(model)
+        points_devices = k_points if points_devices is None else points_devices
+        time_partitions = P if time_partitions is None else time_partitions
+    k, P = max(1, int(points_devices)), max(1, int(time_partitions))
+    n = int(g.n_latent)
+    n_obs = int(model.observations.n_obs)
+    n_pred = n_obs + (int(g.effect_map.n_rows) if getattr(g, "effect_map", None) is not None else 0)
+    nnz = int(g.posterior_pattern.nnz)
+    K = _batch_size(model)
+    if on_host():
+        at_once = min(host_workers(), K) if k * P == 1 else 1
+    else:
+        at_once = -(-K // k)
+    if dense:
+        P = 1
+        full = local = n * n
+    else:
+        P = max(1, min(P, bs.n_blocks // 2))  # n_b < 2P: fewer partitions (bta_distributed)
+        full = bta_factor_numbers(bs.n_blocks, bs.block_size, bs.arrow_size)
+        local = bta_factor_numbers(bs.n_blocks, bs.block_size, bs.arrow_size, P)
+    terms = {
+        "factor": at_once * _F8 * local,
+        "selected inverse": at_once * _F8 * full,
+        "precision": at_once * _F8 * full,
+        "workspace": at_once * _F8 * 16 * (n + n_obs),
+        "points": at_once * _F8 * (3 * n + 2 * n_pred),
+        "programs": 1.5 * _F8 * (20 * (n + n_obs) + 4 * nnz),
+    }
+    sizes = {"n_latent": n, "batch": K, "points at once": at_once, "devices": k * P, "time partitions": P}
+    if bs is not None:
+        sizes.update({"blocks": bs.n_blocks, "block size": bs.block_size, "arrow": bs.arrow_size})
+    return MemoryEstimate({name: float(v) for name, v in terms.items()}, sizes)
+
+
+def device_memory(model) -> tuple[int | None, str]:
+    """(bytes of memory of one device, where the figure comes from): ``control_inla["device.memory"]``,
+    else ``$ADELIA_DEVICE_MEMORY``, else the accelerator's ``memory_stats()["bytes_limit"]``,
+    else (the CPU: host devices share the host's memory) :func:`available_memory`."""
+    import jax
+
+    stated = model.controls["control_inla"].get("device.memory")
+    if stated is not None:
+        return parse_bytes(stated), "control_inla['device.memory']"
+    if os.environ.get(DEVICE_MEMORY_ENV):
+        return parse_bytes(os.environ[DEVICE_MEMORY_ENV], f"${DEVICE_MEMORY_ENV}"), f"${DEVICE_MEMORY_ENV}"
+    device = jax.local_devices()[0]
+    if device.platform != "cpu":
+        try:
+            stats = device.memory_stats() or {}
+        except Exception:  # a backend without memory statistics
+            stats = {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"]), f"{device} bytes_limit"
+    return available_memory(), "available host memory"
+
+
+def _splits(devices: int, n_blocks: int | None):
+    """(devices for points, time partitions) with their product ``devices``."""
+    for P in range(1, devices + 1):
+        if devices % P == 0 and (P == 1 or (n_blocks is not None and 2 * P <= n_blocks)):
+            yield devices // P, P
+
+
+def smallest_fitting_devices(model, memory: float, shared: bool = False):
+    """The smallest number of devices k (≤ :data:`MAX_DEVICES`) on which the fit's per-device
+    estimate fits ``memory``, with its split (points devices, time partitions) and estimate;
+    None when none does. ``shared``: the devices share ``memory`` (host devices of the CPU),
+    so k devices have memory/k each."""
+    bs = getattr(model.graph.solver, "block_structure", None)
+    n_blocks = None if bs is None else int(bs.n_blocks)
+    for k in range(1, MAX_DEVICES + 1):
+        budget = memory / k if shared else memory
+        best = None
+        for p, P in _splits(k, n_blocks):
+            est = estimate_device_memory(model, p, P)
+            if est is not None and (best is None or est.total < best[2].total):
+                best = (p, P, est)
+        if best is not None and best[2].total <= budget:
+            return k, best
+    return None
+
+
+def check_device_memory(model, verbose: bool = False) -> MemoryEstimate | None:
+    """Estimate the fit's peak memory per device (:func:`estimate_device_memory`; printed when
+    ``verbose``) and raise :class:`DeviceMemoryError` naming the estimate, the device's memory
+    and the smallest ``devices=`` that would fit (or that none would) when it exceeds a
+    device's memory (:func:`device_memory`). Called by :func:`check_fit_memory`, under the
+    same switches."""
+    import jax
+
+    est = estimate_device_memory(model)
+    if est is None:
+        return None
+    limit, source = device_memory(model)
+    if verbose:
+        have = "unknown" if limit is None else f"{limit / 1e9:.3g} GB"
+        print(f"per device: {est.describe()}; device memory {have} ({source})", flush=True)
+    if limit is None:
+        return est
+    shared = source == "available host memory"  # the CPU's host devices share the host's memory
+    used = int(est.sizes["devices"])
+    budget = limit / used if shared else limit
+    if est.total <= budget:
+        return est
+    fits = smallest_fitting_devices(model, limit, shared)
+    have = len(jax.devices())
+    if fits is None:
+        advice = (f"no number of devices up to {MAX_DEVICES} would fit it: reduce the model (fewer latent nodes "
+                  f"or time blocks, int_strategy='eb' for fewer design points)")
+    else:
+        k, (p, P, need) = fits
+        split = f" ({p} for θ points × {P} time partitions)" if P > 1 else ""
+        advice = (f"devices={k}{split} would fit it (about {need.total / 1e9:.3g} GB per device; "
+                  f"{have} device(s) here): control_inla={{'devices': {k}}}")
+    raise DeviceMemoryError(
+        f"this fit needs about {est.total / 1e9:.3g} GB per device on {used} device(s) but a device has "
+        f"{budget / 1e9:.3g} GB ({source}{'; shared by the host devices' if shared and used > 1 else ''}) "
+        f"({est.describe()}); {advice}. control_inla={{'memory.check': False}} runs anyway."
+    )
+
+
+__all__ = [
+    "DeviceMemoryError",
+    "MemoryEstimate",
+    "available_memory",
+    "bta_factor_numbers",
+    "check_device_memory",
+    "check_fit_memory",
+    "device_memory",
+    "estimate_device_memory",
+    "estimate_fit_memory",
+    "parse_bytes",
+    "smallest_fitting_devices",
+]

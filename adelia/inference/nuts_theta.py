@@ -16,6 +16,12 @@ Then, as INLA does with its design points:
   to :func:`.run.run_inla` as an :class:`.design.IntegrationDesign` (strategy "nuts"):
   π̃(x_i | y) ≈ (1/K) Σ_k π_G(x_i | θ_k, y).
 
+With ``nuts: {"correction": "importance"}`` (adelia's own; :func:`importance_reweight`,
+:mod:`.importance`) the thinned draws are reweighted by an importance-sampling estimate of
+π(y | θ_k) / π̃(y | θ_k), which removes the Laplace approximation's error from π(θ | y), and
+the mixture components take the exact conditional mean and variance of x at θ_k (weighted
+draws of x) in place of π_G's.
+
 Why a NumPy sampler on the host, not NumPyro or BlackJAX: the objective is a host-driven
 compiled program (:mod:`adelia.engine.hoisted_jit`: data hoisted to arguments, an inner
 Newton loop, CHOLMOD through host calls on the CPU). Tracing all of it inside a NumPyro
@@ -62,7 +68,15 @@ NUTS_DEFAULTS: dict[str, Any] = {
     "target.accept": 0.85,  # dual-averaging target of the mean acceptance statistic
     "max.tree.depth": 10,  # at most 2^10 leapfrog steps per draw
     "points": 200,  # thinned draws whose Gaussian approximations are mixed (latent marginals)
+    # adelia's own (R-INLA has no such thing): "importance" reweights the thinned draws by an
+    # importance-sampling estimate of π(y | θ) / π̃(y | θ) and takes the latent moments from
+    # the weighted draws of x (.importance); "none": the Laplace approximation as it is
+    "correction": "none",
+    "importance.draws": 512,  # draws of x per thinned θ for "correction": "importance"
 }
+
+#: the values of the ``correction`` setting
+NUTS_CORRECTIONS = ("none", "importance")
 
 
 def nuts_settings(given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -90,9 +104,16 @@ def nuts_settings(given: Mapping[str, Any] | None) -> dict[str, Any]:
                 raise ControlError(f"control_inla: nuts: target.accept = {value!r} must be a number strictly between 0 and 1")
             out[k] = float(value)
             continue
+        if k == "correction":
+            if value not in NUTS_CORRECTIONS:
+                valid = ", ".join(map(repr, NUTS_CORRECTIONS))
+                raise ControlError(f"control_inla: nuts: correction = {value!r}; valid values: {valid}")
+            out[k] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ControlError(f"control_inla: nuts: {k} = {value!r} must be an integer")
-        lowest = {"chains": 1, "draws": 1, "warmup": 0, "seed": 0, "max.tree.depth": 1, "points": 1}[k]
+        lowest = {"chains": 1, "draws": 1, "warmup": 0, "seed": 0, "max.tree.depth": 1, "points": 1,
+                  "importance.draws": 2}[k]
         if value < lowest:
             raise ControlError(f"control_inla: nuts: {k} = {value!r} must be at least {lowest}")
         out[k] = int(value)
@@ -302,6 +323,8 @@ class ChainResult:
     seconds: float
     names: list[str] = field(default_factory=list)
     max_tree_depth: int = 10
+    #: correction "importance": its diagnostics (:func:`importance_reweight`), else None
+    importance: dict[str, Any] | None = None
 
     @property
     def rhat(self) -> np.ndarray:
@@ -341,6 +364,7 @@ class ChainResult:
             "n_evaluations": int(self.n_evaluations),
             "seconds": float(self.seconds),
             "seconds_per_effective_sample": float(self.seconds / max(float(np.min(ess)), 1e-12)) if ess.size else 0.0,
+            **({"importance": dict(self.importance)} if self.importance is not None else {}),
         }
 
 
@@ -506,15 +530,19 @@ def effective_sample_size(draws: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def chain_hyper_marginals(draws: np.ndarray, n_grid: int = 401):
+def chain_hyper_marginals(draws: np.ndarray, n_grid: int = 401, weights: np.ndarray | None = None):
     """Marginals π(θ_i | y) on the internal scale from pooled draws (n, d): a Gaussian kernel
-    density (Scott's bandwidth) on a grid reaching four bandwidths past the extreme draws,
-    as :class:`.hyperpar.HyperMarginal` (normalised by the trapezoid rule)."""
+    density (Scott's bandwidth, from Kish's effective size when ``weights`` are given) on a grid
+    reaching four bandwidths past the extreme draws, as :class:`.hyperpar.HyperMarginal`
+    (normalised by the trapezoid rule). ``weights``: (n,) importance weights of the draws."""
     from scipy.stats import gaussian_kde
 
     from .hyperpar import _normalised
 
     draws = np.asarray(draws, dtype=float)
+    if weights is not None:
+        keep = np.asarray(weights, dtype=float) > 0
+        draws, weights = draws[keep], np.asarray(weights, dtype=float)[keep]
     out = []
     for i in range(draws.shape[1]):
         xi = draws[:, i]
@@ -522,7 +550,7 @@ def chain_hyper_marginals(draws: np.ndarray, n_grid: int = 401):
             x = xi[0] + np.linspace(-1e-3, 1e-3, n_grid)
             out.append(_normalised(x, np.exp(-0.5 * ((x - xi[0]) / 2.5e-4) ** 2)))
             continue
-        kde = gaussian_kde(xi)
+        kde = gaussian_kde(xi, weights=weights)
         h = float(np.sqrt(kde.covariance[0, 0]))
         x = np.linspace(xi.min() - 4.0 * h, xi.max() + 4.0 * h, n_grid)
         out.append(_normalised(x, kde(x)))
@@ -542,6 +570,59 @@ def chain_design(chain: ChainResult, theta_star: np.ndarray, axes, n_points: int
 
 def equal_probabilities(k: int) -> np.ndarray:
     return np.full(k, 1.0 / k)
+
+
+#: within-point effective sample size of the importance weights below this fraction of the draws:
+#: warn (the Gaussian approximation is a poor proposal there; the estimate is noisy)
+IMPORTANCE_ESS_WARN = 0.1
+
+
+def importance_reweight(model, chain: ChainResult, pts, settings: Mapping | None) -> np.ndarray:
+    """Correction "importance" of a NUTS fit (:mod:`.importance`): at each thinned draw θ_k,
+    S draws x ~ π_G(x | θ_k, y) estimate c(θ_k) = π(y | θ_k) / π̃(y | θ_k) and the exact
+    conditional moments of x and η. The draws θ_k ~ π̃(θ | y) get weights ∝ ĉ(θ_k) (so the
+    weighted draws are from π(θ | y), up to Monte Carlo error), and ``pts.mean``/``var``/
+    ``eta_mean``/``eta_var`` are replaced by the importance-weighted moments (variances by
+    π_G's plus the control-variate shift), so that the latent marginals become the mixture
+    Σ_k w_k N(m_k, v_k) with the exact per-θ mean and variance (up to Monte Carlo error)
+    instead of π_G's. Records the diagnostics in ``chain.importance`` and returns
+    the weights (K,).
+    """
+    from .importance import importance_correction
+
+    s = nuts_settings(settings)
+    t0 = time.perf_counter()
+    corr = importance_correction(model, pts.theta_full, pts.mode, n_draws=s["importance.draws"], seed=s["seed"])
+    ok = np.isfinite(corr.log_ratio) & np.isfinite(pts.log_post)
+    lr = np.where(ok, corr.log_ratio, -np.inf)
+    weights = np.where(ok, np.exp(lr - np.max(lr[ok])), 0.0)
+    weights /= weights.sum()
+    # means: the weighted draws; variances: π_G's plus the control-variate shift (.importance)
+    new = {"mean": corr.mean, "eta_mean": corr.eta_mean,
+           "var": np.maximum(pts.var + corr.var_shift, 0.0), "eta_var": np.maximum(pts.eta_var + corr.eta_var_shift, 0.0)}
+    for name, value in new.items():
+        setattr(pts, name, np.where(ok[:, None], value, getattr(pts, name)))
+    ess_within = corr.ess
+    chain.importance = {
+        "draws": int(corr.n_draws),
+        "points": int(ok.sum()),
+        "log_ratio": corr.log_ratio.copy(),
+        "ess_within": ess_within.copy(),
+        "min_ess_within": float(np.min(ess_within[ok])) if np.any(ok) else 0.0,
+        "ess_points": float(1.0 / np.sum(weights**2)),
+        "seconds": time.perf_counter() - t0,
+    }
+    low = ok & (ess_within < IMPORTANCE_ESS_WARN * corr.n_draws)
+    if np.any(low):
+        from ..user_warnings import warn
+
+        k = int(np.flatnonzero(low)[np.argmin(ess_within[low])])
+        warn(f"NUTS over θ, correction 'importance': the importance weights of the latent field are degenerate at "
+             f"{int(low.sum())} of {int(ok.sum())} draws (effective sample size down to {ess_within[k]:.0f} of "
+             f"{corr.n_draws} at θ = {np.round(pts.theta[k], 3).tolist()}): the Gaussian approximation is a poor "
+             "proposal there and the correction is noisy; raise nuts 'importance.draws' or drop the correction.",
+             UserWarning)
+    return weights
 
 
 def run_theta_chain(model, theta_star: np.ndarray, covariance: np.ndarray, settings: Mapping | None, progress=None) -> ChainResult:

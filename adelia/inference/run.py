@@ -196,7 +196,8 @@ def _point_program(model, use_vb: bool):
         single = hoisted_jit(_point_function(model, use_vb), getattr(model, "_const_pool", None))
         model._point_single = single
         # run on host threads (CPU) or vmapped (accelerators; sharded over control_inla["devices"])
-        model._point_fn = map_points(single, model.controls["control_inla"].get("devices"), getattr(model, "_const_pool", None))
+        devices = getattr(model, "_points_devices", model.controls["control_inla"].get("devices"))
+        model._point_fn = map_points(single, devices, getattr(model, "_const_pool", None))
         model._point_fn_vb = use_vb
     return single
 
@@ -388,9 +389,14 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
 
     # --- 4. weights, mlik, marginals ------------------------------------------------------------------------
     t3 = time.perf_counter()
+    corrected = False  # nuts correction "importance" (.nuts_theta.importance_reweight)
     if design.strategy == "nuts":  # draws from π̃(θ | y): equal weights (those with finite π̃)
         probs = np.where(np.isfinite(pts.log_post), 1.0, 0.0)
         probs = probs / probs.sum()
+        if nuts_settings(ci.get("nuts"))["correction"] == "importance":
+            from .nuts_theta import importance_reweight
+
+            probs, corrected = importance_reweight(model, chain, pts, ci.get("nuts")), True
     else:
         probs = des.mixture_probabilities(design, pts.log_post)
     if d:
@@ -411,7 +417,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     latent_strategy = ci["strategy"]
     if classic and latent_strategy == "auto":
         latent_strategy = "simplified.laplace"  # R-INLA's classic default
-    if latent_strategy in ("laplace", "simplified.laplace"):
+    if latent_strategy in ("laplace", "simplified.laplace") and not corrected:  # corrected: the weighted moments
         from .latent_strategies import latent_marginals
 
         latent = latent_marginals(model, pts, p_latent, latent_strategy)
@@ -422,7 +428,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     if design.strategy == "nuts":
         from .nuts_theta import chain_hyper_marginals, exact_mixture
 
-        hyper = chain_hyper_marginals(chain.pooled())
+        hyper = chain_hyper_marginals(design.theta, weights=probs) if corrected else chain_hyper_marginals(chain.pooled())
         latent, predictor = exact_mixture(latent), exact_mixture(predictor)
     else:
         hyper = (
@@ -432,7 +438,7 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
     if getattr(model, "lincombs", None) is not None:  # derived linear combinations (lincomb=)
         from .lincomb import lincomb_posterior
 
-        lincomb = lincomb_posterior(model, pts, probs)
+        lincomb = lincomb_posterior(model, pts, probs, latent)
     timings["marginals"] = time.perf_counter() - t3
     check_fit(model, latent.mean(), float(mlik_i), notes)
     centre = int(np.argmax(np.all(design.z == 0, axis=1))) if d else 0

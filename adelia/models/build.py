@@ -64,6 +64,10 @@ DEFAULT_CONSTR = {
     "fgn": False, "fgn2": False, "dmatern": False, "clinear": False,
 }
 
+#: more latent nodes than one f() term can sensibly have (2³¹ − 1; a model that size would need
+#: terabytes): a larger group/replicate count is an input error, e.g. a value instead of an index
+MAX_LATENT_NODES = 2**31 - 1
+
 _MISSING = object()
 
 
@@ -355,6 +359,10 @@ def build_component(term, covariate, group=None, replicate=None, weights=None, c
         raise ModelError(f'f({label}, model="{name}"): the covariate has {np.shape(cov)[1]} columns (coordinates); '
                          "only an SPDE model (model=spde) maps coordinates to nodes -- give one column for this model")
     inner, index, ids = cls.from_term(label, cov, inner_args)
+    if inner.n * ngroup * nrep > MAX_LATENT_NODES:  # Python ints: no overflow before the check
+        raise ModelError(f"f({label}, ...): {inner.n} nodes × ngroup={ngroup} × nrep={nrep} = {inner.n * ngroup * nrep} "
+                         f"latent nodes (more than {MAX_LATENT_NODES}); group= and replicate= take the indices "
+                         "1..ngroup and 1..nrep of the copies")
     index = np.asarray(index, dtype=np.int64)
     ids = np.asarray(ids)
 

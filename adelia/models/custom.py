@@ -107,7 +107,13 @@ _WHERE = "adelia.models.custom"
 
 class CustomJointPrior(Prior):
     """The user's joint log π(θ) of a custom model, carried by its first hyperparameter as a
-    ``dimension``-d prior (the others carry prior ``none``), as R-INLA's multivariate priors are."""
+    ``dimension``-d prior (the others carry prior ``none``), as R-INLA's multivariate priors are.
+
+    Example:
+        >>> prior = CustomJointPrior(lambda t: -0.5 * jnp.sum(t ** 2), dimension=2)
+        >>> prior, float(prior.log_density([1.0, 1.0]))
+        (custom(log_prior=<lambda>, dimension=2), -1.0)
+    """
 
     name = "custom"
 
@@ -257,6 +263,13 @@ class CustomModel(LatentModel):
 
     Attributes (besides :class:`LatentModel`'s): ``rows``, ``cols`` (the user's pattern, in the
     order ``precision`` returns values), ``diagonal`` (R-INLA's f() ``diagonal``, added to Q).
+
+    Example:
+        >>> import numpy as np, jax.numpy as jnp
+        >>> path = custom(lambda t: jnp.exp(t[0]) * jnp.array([2.0, -1, 2, -1, 2]),
+        ...               ([0, 1, 1, 2, 2], [0, 0, 1, 1, 2]), log_prior=lambda t: -jnp.exp(t[0]), theta0=[0.0])
+        >>> isinstance(path, CustomModel), path.rows.tolist(), path.cols.tolist()
+        (True, [0, 1, 1, 2, 2], [0, 0, 1, 1, 2])
     """
 
     model_name = "custom"

@@ -57,6 +57,19 @@ class Coregional(Mapping):
         fields: labels of the fields ("s1", ..., "sp").
         copies: labels of the copy terms, (i, j) → "s{i}{j}" (λ_ij, variate j's share of z_i).
         intercepts: labels of the intercepts ("intercept1", ...), empty without intercepts.
+
+    Example:
+        >>> import numpy as np, adelia
+        >>> rng = np.random.default_rng(1)
+        >>> mesh = adelia.spde.mesh_2d(rng.random((30, 2)), max_edge=(0.3, 0.6))
+        >>> cr = adelia.spde.coregional(mesh, 3, [rng.normal(size=20), rng.normal(size=15)],
+        ...                             [rng.random((20, 2)), rng.random((15, 2))],
+        ...                             [rng.integers(1, 4, 20), rng.integers(1, 4, 15)],
+        ...                             prior_range_s=(0.3, 0.5), prior_range_t=(2.0, 0.5), prior_sigma=(1.0, 0.05))
+        >>> cr.n_variates, cr.fields, cr.copies
+        (2, ('s1', 's2'), {(1, 2): 's12'})
+        >>> sorted(cr)   # adelia.inla(**cr) fits it
+        ['context', 'control_family', 'control_predictor', 'data', 'family', 'formula']
     """
 
     def __init__(self, *, kwargs: dict[str, Any], stack: Stack, n_variates: int, n_times: int, n_space: int,

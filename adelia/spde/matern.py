@@ -95,6 +95,13 @@ class SPDE2:
     Build with :func:`spde2_pcmatern` or :func:`spde2_matern`. Attributes mirror R-INLA's
     ``spde$param.inla``: ``M0, M1, M2`` (scipy), ``B0, B1, B2`` (rows of (1, θ)
     coefficients), ``n_spde`` (= ``mesh.n``), ``model`` ("pcmatern" or "matern").
+
+    Example:
+        >>> from adelia.spde import mesh_2d, spde2_pcmatern
+        >>> mesh = mesh_2d(np.random.default_rng(0).random((30, 2)), max_edge=(0.2, 0.5))
+        >>> spde = spde2_pcmatern(mesh, prior_range=(0.3, 0.5), prior_sigma=(1, 0.01))
+        >>> spde.model, spde.M0.shape == (mesh.n, mesh.n), spde.B1.shape   # stationary: one row of (1, θ1, θ2)
+        ('pcmatern', True, (1, 3))
     """
 
     def __init__(self, *, model, mesh, alpha, M0, M1, M2, B0, B1, B2, hyper, constr_row=None, fem_matrices=None):
@@ -202,7 +209,9 @@ class SPDE2:
                 them zero rows, i.e. silently no field there.
 
         Example:
-            >>> A, used = spde.projector_rows(np.array([[0.5, 0.5]]))          # doctest: +SKIP
+            >>> A, used = spde.projector_rows(np.array([[0.5, 0.5], [np.nan, np.nan]]))   # spde: the class example
+            >>> A.shape == (2, spde.n_spde), round(float(A[0].sum()), 12), used
+            (True, 1.0, array([ True, False]))
         """
         from .projector import locate
 

@@ -28,6 +28,17 @@ def locate(mesh, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         (tri, bary): tri (k,) triangle index or −1 outside the mesh; bary (k, 3) weights of
         the triangle's vertices (zero rows outside).
+
+    Example:
+        >>> from adelia.spde import Mesh
+        >>> m = Mesh(np.array([[0., 0.], [1., 0.], [0., 1.], [1., 1.]]), np.array([[0, 1, 2], [1, 3, 2]]))
+        >>> tri, bary = locate(m, np.array([[0.25, 0.25], [0.9, 0.9], [2.0, 2.0]]))
+        >>> tri   # the last point is outside the mesh
+        array([ 0,  1, -1])
+        >>> bary
+        array([[0.5 , 0.25, 0.25],
+               [0.1 , 0.8 , 0.1 ],
+               [0.  , 0.  , 0.  ]])
     """
     pts = np.asarray(points, dtype=float)
     loc, tv = mesh.loc, mesh.tv

@@ -184,11 +184,21 @@ def spde_result(res, name: str, spde: SPDE2, do_transform: bool = True) -> SpdeR
             SPDE model, or ``spde`` is not an spde2 Matérn model / not the one of that term.
 
     Example:
-        >>> r = adelia.spde.spde_result(res, "s", spde)  # doctest: +SKIP
-        >>> r["summary.log.range.nominal"].loc["range.nominal.1", "mean"]  # doctest: +SKIP
-        -1.07
-        >>> adelia.marginals.zmarginal(r.marginals_range_nominal["range.nominal.1"])["mean"]  # doctest: +SKIP
-        0.349
+        A PC-Matérn fit of R-INLA's SPDEtoy data on a coarse mesh:
+
+        >>> toy = adelia.datasets.load("SPDEtoy")
+        >>> loc = toy[["s1", "s2"]].to_numpy()
+        >>> mesh = adelia.spde.mesh_2d(loc, max_edge=(0.3, 0.6), cutoff=0.1)
+        >>> spde = adelia.spde.spde2_pcmatern(mesh, prior_range=(0.3, 0.5), prior_sigma=(1, 0.01))
+        >>> stk = adelia.spde.stack(data={"y": toy["y"].to_numpy()}, A=[adelia.spde.make_A(mesh, loc), 1],
+        ...                         effects=[{"s": np.arange(1, mesh.n + 1)}, {"b0": np.ones(len(toy))}])
+        >>> res = adelia.inla("y ~ 0 + b0 + f(s, model=spde)", data=adelia.spde.stack_data(stk),
+        ...                   control_predictor={"A": adelia.spde.stack_A(stk)}, context={"spde": spde})
+        >>> r = adelia.spde.spde_result(res, "s", spde)
+        >>> round(float(r["summary.log.range.nominal"].loc["range.nominal.1", "mean"]), 2)
+        -1.09
+        >>> round(float(adelia.marginals.zmarginal(r.marginals_range_nominal["range.nominal.1"])["mean"]), 2)
+        0.35
     """
     from ..results import InlaResult
 

@@ -28,7 +28,16 @@ from .matern import SPDE2, node_index
 
 class SeparableSpaceTime:
     """``Q_group ⊗ Q_spde`` addressed by one space-time index; build with
-    :func:`spacetime_separable` and use as ``f(st, model=obj)``."""
+    :func:`spacetime_separable` and use as ``f(st, model=obj)``.
+
+    Example:
+        >>> from adelia.spde import mesh_2d, spde2_pcmatern, spacetime_separable
+        >>> mesh = mesh_2d(np.random.default_rng(0).random((30, 2)), max_edge=(0.3, 0.6))
+        >>> spde = spde2_pcmatern(mesh, prior_range=(0.3, 0.5), prior_sigma=(1, 0.01))
+        >>> st = spacetime_separable(spde, 4)   # SPDE ⊗ AR1 over 4 time points
+        >>> isinstance(st, SeparableSpaceTime), st.n_spde == 4 * mesh.n
+        (True, True)
+    """
 
     model_name = "spde2"
 

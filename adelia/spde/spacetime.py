@@ -57,7 +57,13 @@ _C3 = 0.5 * (_LOG_CT + _LOG_CR)
 
 
 def demf_gammas(theta):
-    """(log γs, log γt, log γe) from θ = (log ρs, log ρt, log σ) (jnp; INLAspacetime's mapping)."""
+    """(log γs, log γt, log γe) from θ = (log ρs, log ρt, log σ) (jnp; INLAspacetime's mapping).
+
+    Example:
+        >>> log_gs, log_gt, log_ge = demf_gammas(np.log([0.5, 2.0, 1.0]))   # ρs = 0.5, ρt = 2, σ = 1
+        >>> round(float(log_gs), 4), round(float(log_gt), 4), round(float(log_ge), 4)
+        (1.7329, 3.4657, -5.0778)
+    """
     theta = jnp.asarray(theta, dtype=jnp.float64)
     lgs = _C1 - theta[0]
     lgt = _C2 + _ALPHA_S * lgs + theta[1]
@@ -66,7 +72,17 @@ def demf_gammas(theta):
 
 
 class DEMF121Model(LatentModel):
-    """The DEMF(1,2,1) latent field on n_s·n_t nodes (time-major); see the module docstring."""
+    """The DEMF(1,2,1) latent field on n_s·n_t nodes (time-major); see the module docstring.
+
+    Example:
+        >>> from adelia.spde import mesh_2d, spacetime_demf
+        >>> mesh = mesh_2d(np.random.default_rng(0).random((30, 2)), max_edge=(0.3, 0.6))
+        >>> field = spacetime_demf(mesh, 5, (0.5, 0.5), (2.0, 0.5), (1.0, 0.05)).latent_model("st")
+        >>> isinstance(field, DEMF121Model), field.n == 5 * mesh.n
+        (True, True)
+        >>> [h.name for h in field.hyperparameters]   # log range in space, in time, log sigma
+        ['Theta1 for st', 'Theta2 for st', 'Theta3 for st']
+    """
 
     model_name = "spacetime.demf121"
 
@@ -190,7 +206,15 @@ class DEMF121Model(LatentModel):
 class SpaceTimeDEMF:
     """A DEMF(1,2,1) model specification; use as ``f(st, model=demf)`` with ``st`` the 1-based
     space-time node number node + n_s·(t − 1) (e.g. ``make_index("st", mesh.n * n_times)``
-    or the columns of ``make_A(mesh, loc, group=time, n_group=n_times)``)."""
+    or the columns of ``make_A(mesh, loc, group=time, n_group=n_times)``).
+
+    Example:
+        >>> from adelia.spde import mesh_2d, spacetime_demf
+        >>> mesh = mesh_2d(np.random.default_rng(0).random((30, 2)), max_edge=(0.3, 0.6))
+        >>> demf = spacetime_demf(mesh, 5, (0.5, 0.5), (2.0, 0.5), (1.0, 0.05))
+        >>> demf.n_times, demf.n_spde == 5 * mesh.n
+        (5, True)
+    """
 
     def __init__(self, mesh, tmesh: Mesh1D, hyper, constr: bool):
         self.mesh = mesh

@@ -40,6 +40,15 @@ class SPDE2Model(LatentModel):
         hyperparameters: p :class:`Hyperparameter` in θ order.
         constraints: optional :class:`LinearConstraints`.
         diagonal: constant added to the diagonal of Q (R-INLA's f(diagonal=)).
+
+    Example:
+        >>> import numpy as np
+        >>> from adelia.spde import mesh_2d, spde2_pcmatern
+        >>> mesh = mesh_2d(np.random.default_rng(0).random((30, 2)), max_edge=(0.3, 0.6))
+        >>> spde = spde2_pcmatern(mesh, prior_range=(0.3, 0.5), prior_sigma=(1, 0.01))
+        >>> field = spde.latent_model("s")   # what f(s, model=spde) builds
+        >>> isinstance(field, SPDE2Model), field.n == mesh.n, [h.name for h in field.hyperparameters]
+        (True, True, ['Range for s', 'Stdev for s'])
     """
 
     model_name = "spde2"

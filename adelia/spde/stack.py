@@ -45,6 +45,14 @@ class Stack:
         effects: effect-level columns, name → 1-D array of length n_effects (NaN/None = NA).
         data_index: tag → 0-based data rows.
         effects_index: tag → 0-based effect rows (−1 where the row was removed as unused).
+
+    Example:
+        >>> A = sp.csr_matrix(np.array([[1.0, 0.0], [0.5, 0.5]]))   # 2 data rows, 2 mesh nodes
+        >>> stk = stack(data={"y": [1.0, 2.0]}, A=[A, 1], effects=[{"s": [1, 2]}, {"b0": np.ones(2)}], tag="est")
+        >>> stk.n_data, stk.n_effects   # the two equal rows of b0 are merged into one
+        (2, 3)
+        >>> stk.data_index["est"], stk.effects_index["est"]
+        (array([0, 1]), array([0, 1, 2, 2]))
     """
 
     A: sp.csr_matrix
@@ -73,6 +81,12 @@ class StackData(dict):
 
     Observation-level columns (``observation_names``) have length ``n_data``; effect-level
     columns (``effect_names``) have length ``n_effects``; extra entries are passed through.
+
+    Example:
+        >>> stk = stack(data={"y": [1.0, 2.0]}, A=[1], effects=[{"b0": [1.0, 1.0]}], tag="est")
+        >>> d = stack_data(stk)
+        >>> d.observation_names, d.effect_names, d.n_data, d.n_effects
+        (('y',), ('b0',), 2, 1)
     """
 
     def __init__(self, *args, n_data: int, n_effects: int, observation_names, effect_names, **kwargs):
@@ -362,7 +376,15 @@ def stack_data(stk: Stack, **extra) -> StackData:
 
 
 def stack_A(stk: Stack) -> sp.csr_matrix:
-    """The stack's observation matrix (R-INLA's ``inla.stack.A``), CSR (n_data × n_effects)."""
+    """The stack's observation matrix (R-INLA's ``inla.stack.A``), CSR (n_data × n_effects).
+
+    Example:
+        >>> stk = stack(data={"y": [1.0, 2.0, 3.0]}, A=[1], effects=[{"b0": [1.0, 1.0, 1.0]}], tag="est")
+        >>> stack_A(stk).toarray()   # three observations of one merged intercept row
+        array([[1.],
+               [1.],
+               [1.]])
+    """
     if not isinstance(stk, Stack):
         raise DataError(f"stack_A: expected a Stack, got {type(stk).__name__}")
     return stk.A
@@ -377,6 +399,13 @@ def stack_index(stk: Stack, tag: str | None = None) -> dict:
         rows (n_data..n_data+n_effects−1, R-INLA's Predictor): use them with ``.iloc`` on
         ``summary_fitted_values``/``summary_linear_predictor``. Effect rows removed as
         unused are left out; merged rows repeat, as in R-INLA. ``tag=None``: all tags.
+
+    Example:
+        >>> est = stack(data={"y": [1.0, 2.0]}, A=[1], effects=[{"b0": [1.0, 1.0]}], tag="est")
+        >>> pred = stack(data={"y": [np.nan]}, A=[1], effects=[{"b0": [1.0]}], tag="pred")
+        >>> joint = stack_join(est, pred)
+        >>> stack_index(joint, "pred")   # rows of summary_fitted_values for the prediction
+        {'data': array([2]), 'effects': array([3])}
     """
     if not isinstance(stk, Stack):
         raise DataError(f"stack_index: expected a Stack, got {type(stk).__name__}")

@@ -27,6 +27,13 @@ REPO = Path(__file__).resolve().parents[2]
 #: Source file in ../shared/datasets of each data set whose packaged name differs.
 SOURCE_NAME = {"Seeds": "Seeds.csv"}
 
+#: Data sets converted in this repository from another source (datasets/sources/convert_nc_sids.py,
+#: from libpysal's sids2 example), not from ../shared/datasets: checked against their
+#: publication below instead of a source file.
+CONVERTED_HERE = {"NCSIDS"}
+SHARED_SETS = [n for n in datasets.list() if n not in CONVERTED_HERE]
+SHARED_GRAPHS = [n for n in datasets.graphs() if n not in CONVERTED_HERE]
+
 #: (data set, region column, graph nodes). Munich's graph has R-INLA's 380 subquarters and
 #: Zambia's its 57 districts; the data observe 312 and 54 of them.
 AREAL = [
@@ -52,7 +59,7 @@ def test_list_names_at_least_fifteen_data_sets_and_available_is_an_alias():
     assert datasets.available() == names
 
 
-@pytest.mark.parametrize("name", datasets.list())
+@pytest.mark.parametrize("name", SHARED_SETS)
 def test_each_data_set_loads_as_its_source(name):
     source = _source(name)
     expected = pd.read_csv(source)
@@ -64,7 +71,7 @@ def test_each_data_set_loads_as_its_source(name):
     assert packaged.read_bytes() == source.read_bytes()
 
 
-@pytest.mark.parametrize("name", datasets.graphs())
+@pytest.mark.parametrize("name", SHARED_GRAPHS)
 def test_packaged_graph_files_equal_their_sources(name):
     packaged = datasets.graph_path(name)
     assert packaged.read_bytes() == shared_path("datasets", packaged.name).read_bytes()
@@ -74,7 +81,8 @@ def test_every_source_file_is_shipped():
     # nothing in ../shared/datasets is left out silently
     folder = shared_path("datasets")
     sources = {p.name.lower() for p in folder.iterdir() if p.suffix in (".csv", ".graph")}
-    shipped = {f.lower() for f in datasets._FILES.values()} | {f.lower() for f in set(datasets._GRAPHS.values())}
+    shipped = ({f.lower() for n, f in datasets._FILES.items() if n not in CONVERTED_HERE}
+               | {f.lower() for n, f in datasets._GRAPHS.items() if n not in CONVERTED_HERE})
     assert sources == shipped
 
 
@@ -82,7 +90,8 @@ def test_package_data_globs_cover_every_shipped_file():
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert config["package-dir"]["adelia.data"] == "datasets"
     globs = config["package-data"]["adelia.data"]
-    for f in list(datasets._FILES.values()) + list(datasets._GRAPHS.values()) + ["README.md"]:
+    shipped = list(datasets._FILES.values()) + list(datasets._GRAPHS.values()) + list(datasets._POLYGONS.values())
+    for f in shipped + ["README.md"]:
         assert (REPO / "datasets" / f).is_file(), f
         assert any(fnmatch.fnmatch(f, g) for g in globs), f"{f} is not installed by {globs}"
 
@@ -157,3 +166,90 @@ def test_germany_bym2_with_the_shipped_graph_equals_the_fit_with_the_graph_file(
     pd.testing.assert_series_equal(shipped.mlik, by_path.mlik, check_exact=True)
     # bym2 on 544 districts: 2 x 544 latent values (total effect, then the structured part)
     assert len(shipped.summary_random["region"]) == 2 * 544
+
+
+# -- North Carolina SIDS: counts, polygons, and the graph from shared boundaries ----------------
+
+
+def test_nc_sids_counts_match_cressie():
+    # Cressie (1993), Statistics for Spatial Data, pp. 386-389: 100 counties; 667 SIDS deaths
+    # in 329,962 live births 1974-78 and 836 in 422,392 births 1979-84
+    nc = datasets.load("NCSIDS")
+    assert nc.shape == (100, 10)
+    assert nc["region"].tolist() == list(range(1, 101))
+    assert nc["NAME"].is_unique and nc["FIPSNO"].is_unique and set(nc["CRESS_ID"]) == set(range(1, 101))
+    assert (nc["SID74"].sum(), nc["BIR74"].sum()) == (667, 329962)
+    assert (nc["SID79"].sum(), nc["BIR79"].sum()) == (836, 422392)
+    # two well-known counties of the map (FIPS codes of the US Census)
+    assert nc.set_index("NAME").loc["Mecklenburg", "FIPSNO"] == 37119
+    assert nc.set_index("NAME").loc["Anson", "SID74"] == 15   # the outlier of the SIDS literature
+
+
+def test_nc_sids_polygons_one_set_of_closed_rings_per_region():
+    rings = datasets.polygons("ncsids")
+    nc = datasets.load("NCSIDS")
+    assert len(rings) == len(nc) == 100
+    assert all(len(area) >= 1 for area in rings)
+    assert sum(len(area) for area in rings) == 108        # Outer Banks counties have islands
+    for area in rings:
+        for ring in area:
+            assert ring.shape[1] == 2 and ring.shape[0] >= 4
+            np.testing.assert_array_equal(ring[0], ring[-1])
+    allxy = np.concatenate([r for area in rings for r in area])
+    # North Carolina lies within 84.4-75.4 degrees W, 33.8-36.6 degrees N
+    assert allxy[:, 0].min() > -84.4 and allxy[:, 0].max() < -75.4
+    assert allxy[:, 1].min() > 33.8 and allxy[:, 1].max() < 36.6
+
+
+def test_nc_sids_graph_from_shared_boundaries_equals_the_sources_graph():
+    # the shipped graph is libpysal's GAL contiguity file (written by GeoDa), renumbered; the
+    # rook graph computed here from the polygons alone must equal it
+    g_source = datasets.graph("NCSIDS")
+    assert g_source.n == 100 and g_source.n_components == 1
+    A = _adjacency_from_file(datasets.graph_path("NCSIDS"))
+    assert (A != A.T).nnz == 0 and A.nnz == 2 * 231
+    rook = datasets.graph_from_polygons(datasets.polygons("NCSIDS"))
+    assert (rook.adjacency != g_source.adjacency).nnz == 0
+    queen = datasets.graph_from_polygons(datasets.polygons("NCSIDS"), rule="queen")
+    assert (queen.adjacency.multiply(g_source.adjacency) != g_source.adjacency).nnz == 0   # rook within queen
+    assert queen.adjacency.nnz > rook.adjacency.nnz
+
+
+def test_graph_from_polygons_on_a_grid_of_squares():
+    # a 2 x 2 grid of unit squares: rook links the 4 edge-sharing pairs, queen adds the 2 diagonals
+    def square(i, j):
+        return [np.array([[i, j], [i, j + 1], [i + 1, j + 1], [i + 1, j], [i, j]], dtype=float)]
+
+    rings = [square(0, 0), square(1, 0), square(0, 1), square(1, 1)]
+    rook = datasets.graph_from_polygons(rings).adjacency.toarray()
+    queen = datasets.graph_from_polygons(rings, rule="queen").adjacency.toarray()
+    expected_rook = np.array([[0, 1, 1, 0], [1, 0, 0, 1], [1, 0, 0, 1], [0, 1, 1, 0]])
+    np.testing.assert_array_equal(rook, expected_rook)
+    np.testing.assert_array_equal(queen, 1 - np.eye(4))
+    with pytest.raises(DataError, match="rook"):
+        datasets.graph_from_polygons(rings, rule="bishop")
+
+
+def test_polygons_unknown_name_lists_the_choices():
+    with pytest.raises(DataError, match="NCSIDS"):
+        datasets.polygons("Germany")
+
+
+def test_choropleth_draws_one_polygon_per_ring():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    from adelia.plotting import choropleth
+
+    rings, nc = datasets.polygons("NCSIDS"), datasets.load("NCSIDS")
+    values = (nc["SID74"] / nc["BIR74"]).to_numpy()
+    ax = choropleth(rings, values, colorbar="rate")
+    (coll,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(coll.get_paths()) == 108
+    # each ring carries its county's value
+    np.testing.assert_allclose(coll.get_array()[:len(rings[0])], values[0])
+    with pytest.raises(ValueError, match="one value per area"):
+        choropleth(rings, values[:5])
+    plt.close("all")

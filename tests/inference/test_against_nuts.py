@@ -93,8 +93,10 @@ def seeds():
 
 @pytest.fixture(scope="module")
 def seeds_nuts(seeds):
+    # 32 chains: the plate sds come mostly from the ~6 % of the mass near log τ ≈ 2.7, which 4
+    # chains estimate to ±15 % (issue 16: test_nuts_theta.py::seeds_joint_reference)
     mcmc = run_nuts(
-        seeds_model, num_warmup=WARMUP, num_samples=SAMPLES, num_chains=CHAINS, seed=20261126, target_accept=0.95,
+        seeds_model, num_warmup=1000, num_samples=4000, num_chains=32, seed=20261126, target_accept=0.95,
         x1=seeds["x1"].to_numpy(float), x2=seeds["x2"].to_numpy(float), plate=seeds["plate"].to_numpy() - 1,
         n_trials=seeds["n"].to_numpy(), r=seeds["r"].to_numpy(),
     )
@@ -136,12 +138,17 @@ def test_seeds_plate_effects_match_nuts(seeds_inla, seeds_nuts):
 
 
 @slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="classic mode's dz-grid (10 points over log τ 1.0–11.4 around the local mode 2.71) gives the plate "
+    "effects sds 0.50–0.59 of a 32-chain joint NUTS run; NUTS over θ matches it within 5 % (test_nuts_theta.py)",
+)
 def test_seeds_classic_mode_matches_nuts(seeds, seeds_nuts):
-    """inla_mode="classic" explores log π̃(θ | y) with the adaptive dz-grid, which follows the
-    mass to the second mode: fixed effects and plate-effect means then match the chain. The
-    plate sds stay up to ~20% low: the Laplace approximation itself puts too little weight
-    on small precisions (integrating adelia's π̃(θ | y) on a 301-point grid gives the same
-    ~0.89 worst ratio), so they are held to 25% here, a limit of INLA, not of the design."""
+    """inla_mode="classic" explores log π̃(θ | y) with R-INLA's adaptive dz-grid, which reaches
+    the bulk of the mass near log τ ≈ 10: the fixed effects match the chain. The plate effects'
+    sds, which come mostly from the ~6 % of the mass near the local mode log τ ≈ 2.7, come out
+    about half the chain's (32 chains; an earlier version of this test compared with 4 chains,
+    whose plate sds are themselves up to 19 % off, and held these to 25 %)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = adelia.inla(SEEDS_FORMULA, seeds, family="binomial", Ntrials="n", inla_mode="classic")
@@ -152,7 +159,7 @@ def test_seeds_classic_mode_matches_nuts(seeds, seeds_nuts):
     assert dmean <= MEAN_TOL_SD and dsd <= SD_REL_TOL, f"Seeds fixed effects (classic) vs NUTS:\n{worst}"
     sr = res.summary_random["plate"]
     dmean, dsd, worst = _compare(sr["ID"], sr["mean"].to_numpy(), sr["sd"].to_numpy(), draws["plate_effect"])
-    assert dmean <= MEAN_TOL_SD and dsd <= 0.25, f"Seeds plate effects (classic) vs NUTS:\n{worst}"
+    assert dmean <= MEAN_TOL_SD and dsd <= SD_REL_TOL, f"Seeds plate effects (classic) vs NUTS:\n{worst}"
 
 
 @slow

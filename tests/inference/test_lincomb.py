@@ -7,7 +7,10 @@ Oracles:
   A(θ)), mixed over the design with R-INLA's weights;
 * the linear predictor's own marginal (a combination on one Predictor row is that row);
 * joint posterior samples (``posterior_sample``) within Monte Carlo error;
-* R-INLA's reference fit lincomb_seeds (also run in test_rinla_reference.py).
+* R-INLA's reference fit lincomb_seeds (also run in test_rinla_reference.py), and its printed
+  summary.txt for the "Linear combinations (derived):" block;
+* classic mode: the simplified-Laplace means x*_i + σ_i γ₁_i by dense algebra, and the Laplace
+  densities' means by quadrature of their pdf.
 """
 
 from __future__ import annotations
@@ -319,3 +322,115 @@ def test_lincomb_seeds_matches_rinla():
     np.testing.assert_allclose(corr, np.array(ref["lincomb_derived_correlation_matrix"]), atol=0.005)
     cov = res.misc["lincomb.derived.covariance.matrix"].loc[names, names].to_numpy()
     np.testing.assert_allclose(cov, np.array(ref["lincomb_derived_covariance_matrix"]), rtol=0.01)
+
+
+def test_printed_summary_has_rinla_lincomb_block():
+    """print(res.summary()): R-INLA's "Linear combinations (derived):" block (header, rows, ID)
+    after the fixed effects, its numbers those of R-INLA's own printed summary of lincomb_seeds
+    within the reference tolerance (plus the printed rounding)."""
+    d = shared_path("reference", "rinla", "lincomb_seeds")
+    rlines = (d / "summary.txt").read_text().splitlines()
+    df = pd.read_csv(d / "data.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = adelia.inla("r ~ x1 + x2 + f(plate, model=\"iid\")", df, family="binomial", Ntrials="n", lincomb=_seeds_lincombs())
+    lines = str(res.summary()).splitlines()
+    head = "Linear combinations (derived):"
+    assert lines.index("Fixed effects:") < lines.index(head) < lines.index("Random effects:")
+
+    def block(ls):
+        i = ls.index(head)
+        return ls[i + 1 : ls.index("", i)]
+
+    ours, ref = block(lines), block(rlines)
+    assert ours[0] == ref[0]  # "    ID   mean    sd 0.025quant 0.5quant 0.975quant   mode kld"
+    assert len(ours) == len(ref)
+    for a, b in zip(ours[1:], ref[1:]):
+        va, vb = a.split(), b.split()
+        assert va[:2] == vb[:2]  # name, ID
+        x, y = np.array(va[2:], float), np.array(vb[2:], float)
+        sd = y[1]
+        np.testing.assert_allclose(x[[0, 2, 3, 4, 5]], y[[0, 2, 3, 4, 5]], atol=0.05 * sd + 0.0015)
+        assert abs(x[1] / sd - 1) < 0.05 + 0.0015 / sd
+
+
+def test_lincomb_derived_only_is_disabled_as_in_rinla(seeds):
+    # R-INLA (>= 20.08.02) stops on control.inla$lincomb.derived.only whatever its value
+    for value in (False, True, "FALSE"):
+        with pytest.raises(adelia.errors.ControlError) as err:
+            adelia.compile("r ~ x1 + f(plate, model='iid')", seeds, family="binomial", Ntrials="n",
+                           lincomb=_seeds_lincombs(), control_inla={"lincomb_derived_only": value})
+        msg = str(err.value)
+        assert "lincomb.derived.only" in msg and "disabled" in msg and "summary_lincomb_derived" in msg
+
+
+def test_classic_mode_centres_at_simplified_laplace_means(seeds):
+    """inla_mode="classic": per design point the combination's mean is a'·(the nodes'
+    simplified-Laplace means) (R-INLA's COMPUTE_LINDENS improved mean), its variance the
+    Gaussian a'Σa. Oracle: the SLA mean x*_i + σ_i γ₁_i by dense algebra,
+    γ₁_i = ½ Σ_o d³_o b_oi (v_o − b_oi²), b_oi = Cov(η_o, x_i)/σ_i, v_o = Var(η_o),
+    d³ = −n p(1−p)(1−2p) for the binomial logit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = adelia.inla("r ~ x1 + x2 + f(plate, model='iid')", seeds, family="binomial", Ntrials="n",
+                          lincomb=_seeds_lincombs(), inla_mode="classic")
+    post, g = res.posterior, res.model.graph
+    lc = post.lincomb
+    n = g.n_latent
+    i0, i1, i2, p0 = (g.block(b).start for b in ("(Intercept)", "x1", "x2", "plate"))
+    a = np.zeros((3, n))
+    a[0, [i0, i1]] = 1
+    a[1, [i1, i2]] = [1, -1]
+    a[2, [i0, p0 + 2]] = 1
+    y, ntr = seeds["r"].to_numpy(float), seeds["n"].to_numpy(float)
+    shifts = []
+    for j, k in enumerate(lc.points):
+        th = post.points.theta_full[k]
+        xs = post.points.mode[k]
+        Q = np.asarray(g.prior_matvec(g.prior_values(jnp.asarray(th)), jnp.eye(n)))
+        A = g.a_matrix(th).toarray()
+        p = 1 / (1 + np.exp(-(A @ xs)))
+        S = np.linalg.inv(Q + A.T @ np.diag(ntr * p * (1 - p)) @ A)
+        sig = np.sqrt(np.diag(S))
+        v = np.diag(A @ S @ A.T)
+        b = (A @ S) / sig  # (n_obs, n)
+        d3 = -ntr * p * (1 - p) * (1 - 2 * p)
+        gamma1 = 0.5 * np.einsum("o,oi->i", d3, b * (v[:, None] - b**2))
+        sla_mean = xs + sig * gamma1
+        np.testing.assert_allclose(lc.mean[j], a @ sla_mean, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(lc.var[j], np.diag(a @ S @ a.T), rtol=1e-6)
+        shifts.append(np.abs(a @ (sla_mean - post.points.mean[k])))
+    assert np.max(shifts) > 1e-3  # the SLA centre is not the Gaussian one
+
+
+@pytest.mark.slow
+def test_classic_laplace_centres_at_the_laplace_densities_means(seeds):
+    """strategy="laplace" (classic): a point's combination on one node is centred at the mean of
+    that node's spline-corrected Laplace density at θ_k — oracle: the density's mean by
+    trapezoidal quadrature of its pdf (one-component mixture), ±10 sd."""
+    from adelia.inference.latent_strategies import LaplaceMixture
+
+    lcs = {"b1": adelia.make_lincomb(x1=1), "u3": adelia.make_lincomb(plate=[None, None, 1])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = adelia.inla("r ~ x1 + x2 + f(plate, model='iid')", seeds, family="binomial", Ntrials="n", lincomb=lcs,
+                          inla_mode="classic", control_inla={"strategy": "laplace"})
+    post, g = res.posterior, res.model.graph
+    lc, lat = post.lincomb, post.latent
+    assert isinstance(lat, LaplaceMixture) and lat.weights.size == lc.points.size
+    nodes = (g.block("x1").start, g.block("plate").start + 2)
+    shifts = []
+    for k in (0, lc.points.size // 2):
+        w = np.zeros(lat.weights.size)
+        w[k] = 1.0
+        one = LaplaceMixture(Mixture(w, lat.base.loc, lat.base.scale, lat.base.shape), lat.corrected, lat.grid, lat.correction)
+        for col, i in enumerate(nodes):
+            loc, sc = lat.base.loc[k, i], lat.base.scale[k, i]
+            xs = np.linspace(loc - 10 * sc, loc + 10 * sc, 4001)
+            X = np.zeros((xs.size, lat.n))
+            X[:, i] = xs
+            dens = one.pdf(X)[:, i]
+            oracle = np.trapezoid(xs * dens, xs) / np.trapezoid(dens, xs)
+            assert lc.mean[k, col] == pytest.approx(oracle, abs=1e-6 * sc)
+            shifts.append(abs(lc.mean[k, col] - post.points.mean[lc.points[k], i]))
+    assert max(shifts) > 1e-3  # not the Gaussian centre

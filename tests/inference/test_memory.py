@@ -127,3 +127,101 @@ def test_vb_correction_by_products_equals_the_column_path(monkeypatch):
     a, b = reference.summary_random["g"], products.summary_random["g"]
     cols = ["mean", "sd", "0.5quant"]
     np.testing.assert_allclose(b[cols].to_numpy(), a[cols].to_numpy(), rtol=1e-9, atol=1e-9 * a["sd"].min())
+
+
+# --- per device: the BTA backend's factor, selected inverse and batch (memory.check_device_memory) ---
+
+
+def _spacetime(nt: int = 4, **control):
+    """A small DEMF space-time model on the BTA backend (nt time blocks of the mesh's nodes)."""
+    rng = np.random.default_rng(7)
+    mesh = adelia.spde.mesh_2d(rng.random((12, 2)), max_edge=(0.35, 0.7), offset=(0.15, 0.3), cutoff=0.1)
+    st = adelia.spde.spacetime_demf(mesh, nt, prior_range_s=(0.3, 0.5), prior_range_t=(2.0, 0.5), prior_sigma=(2.0, 0.05))
+    loc = rng.random((20 * nt, 2))
+    time = np.repeat(np.arange(1, nt + 1), 20)
+    A = adelia.spde.make_A(mesh, loc, group=time, n_group=nt)
+    y = 1.0 + np.sin(3 * loc[:, 0]) + rng.standard_normal(time.size) * 0.2
+    stk = adelia.spde.stack(data={"y": y}, A=[A, 1], effects=[{"st": np.arange(1, mesh.n * nt + 1)}, {"b0": np.ones(y.size)}])
+    return adelia.compile("y ~ 0 + b0 + f(st, model=demf)", data=adelia.spde.stack_data(stk), context={"demf": st},
+                          control_predictor={"A": adelia.spde.stack_A(stk)}, control_inla={"solver": "bta", **control})
+
+
+@pytest.fixture(scope="module")
+def spacetime():
+    return _spacetime()
+
+
+def test_bta_factor_numbers_count_the_kernels_arrays(spacetime):
+    """The factor and selected inverse of bta.py (their shapes, jax.eval_shape) hold the
+    numbers of bta_factor_numbers, less the one sub-diagonal block that does not exist; split
+    over P time partitions a device holds its share plus the boundaries and reduced system."""
+    import jax
+
+    from adelia.engine import bta
+
+    solver = spacetime.graph.solver
+    bs = solver.block_structure
+    Q = jax.eval_shape(solver.bta_matrix, jax.ShapeDtypeStruct((spacetime.graph.posterior_pattern.nnz,), np.float64))
+    numbers = lambda tree: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))  # noqa: E731
+    n_b, b, a = bs.n_blocks, bs.block_size, bs.arrow_size
+    assert (n_b, a) == (4, 1)
+    want = memory.bta_factor_numbers(n_b, b, a)
+    assert numbers(jax.eval_shape(bta.cholesky, Q)) == want - b * b
+    assert numbers(jax.eval_shape(bta.selected_inverse, Q)) == want - b * b
+    assert memory.bta_factor_numbers(n_b, b, a, 2) == (2 + 2) * (2 * b * b + a * b) + 1 + 4 * (2 * b * b + a * b) + 1
+    assert memory.bta_factor_numbers(100, b, a, 4) < memory.bta_factor_numbers(100, b, a) / 2
+
+
+def test_device_estimate_terms_follow_the_structure(spacetime):
+    est = memory.estimate_device_memory(spacetime, 1, 1)
+    bs = spacetime.graph.solver.block_structure
+    B = est.sizes["points at once"]
+    F = memory.bta_factor_numbers(bs.n_blocks, bs.block_size, bs.arrow_size)
+    assert est.terms["factor"] == est.terms["selected inverse"] == est.terms["precision"] == B * 8 * F
+    assert est.sizes["batch"] >= 9  # d = 4: a CCD design or the Hessian stencil (2d² = 32)
+    split = memory.estimate_device_memory(spacetime, 1, 2)
+    assert split.terms["factor"] == 8 * memory.bta_factor_numbers(bs.n_blocks, bs.block_size, bs.arrow_size, 2)
+    assert split.terms["selected inverse"] == 8 * F  # returned replicated by the distributed kernels
+    # the sparse backend's kernels run on the host: no device estimate
+    assert memory.estimate_device_memory(_spacetime(solver="sparse")) is None
+
+
+def test_a_fit_too_large_for_the_stated_device_memory_names_the_devices_that_would_fit(monkeypatch):
+    """device.memory between what 2 devices and 1 device need: DeviceMemoryError (a MemoryError)
+    before any numeric work, naming the estimate, the stated memory and devices=2."""
+    monkeypatch.delenv(memory.SKIP_ENV, raising=False)
+    probe = _spacetime()
+    one = memory.estimate_device_memory(probe, 1, 1).total
+    two = min(memory.estimate_device_memory(probe, p, P).total for p, P in [(2, 1), (1, 2)])
+    assert two < one
+    limit = int((one + two) / 2)
+    model = _spacetime(**{"device.memory": limit})
+    with pytest.raises(memory.DeviceMemoryError) as info:
+        model.fit()
+    msg = str(info.value)
+    assert isinstance(info.value, MemoryError)
+    assert f"about {one / 1e9:.3g} GB per device on 1 device(s)" in msg
+    assert f"{limit / 1e9:.3g} GB (control_inla['device.memory'])" in msg
+    assert "devices=2" in msg and f"about {two / 1e9:.3g} GB per device" in msg
+    assert model._f._cache_size() == 0 and not np.any(model._x_warm)
+    # nothing fits a kilobyte (the programs' data alone is replicated on every device)
+    with pytest.raises(memory.DeviceMemoryError, match="no number of devices up to 1024 would fit"):
+        _spacetime(**{"device.memory": "1kB"}).fit()
+    # the environment variable states it too; memory.check False runs regardless
+    monkeypatch.setenv(memory.DEVICE_MEMORY_ENV, "1kB")
+    with pytest.raises(memory.DeviceMemoryError, match=r"\$ADELIA_DEVICE_MEMORY"):
+        _spacetime().fit()
+    assert memory.check_device_memory(_spacetime(**{"device.memory": "1TB"})) is not None
+
+
+@pytest.mark.parametrize("value", ["lots", "-2GB", 0, "2 XB", True])
+def test_a_bad_device_memory_is_named_with_the_valid_forms(value):
+    with pytest.raises(adelia.errors.ControlError, match=r"device.memory = .*\"2GB\""):
+        adelia.compile("y ~ x + f(g, model='iid')", _poisson_iid(50), family="poisson", control_inla={"device.memory": value})
+
+
+def test_parse_bytes_units():
+    assert memory.parse_bytes("2GB") == 2 * 10**9
+    assert memory.parse_bytes("1.5 GiB") == 3 * 2**29
+    assert memory.parse_bytes("16G") == 16 * 2**30
+    assert memory.parse_bytes(1e6) == 10**6

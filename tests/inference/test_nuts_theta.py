@@ -7,8 +7,11 @@ Oracles:
   and NumPyro's estimators where NumPyro is installed;
 * plumbing on Seeds: equal-weight mixture of the Gaussian approximations at the thinned
   draws, hyperparameter marginal = kernel density of the chain (its mean is the draws' mean);
+* the importance-sampling correction (``nuts: {"correction": "importance"}``): exact (weights 1)
+  for a Gaussian likelihood; against one-dimensional quadrature for independent Poisson nodes;
 * slow (``-m slow``): Seeds' plate-effect sds against a long NumPyro NUTS run on the full joint
-  model (``nuts_models.py``, R-INLA's priors), where the default compact design misses; the
+  model (``nuts_models.py``, R-INLA's priors; 32 chains) and an independent quadrature over
+  log τ (``nuts_models.seeds_quadrature``), where the default compact design misses; the
   unimodal acceptance case (issue 16), a simulated Poisson model with two crossed iid effects:
   NUTS and CCD on the hyperparameter means within 0.05 posterior sd, both against a dense-grid
   quadrature of π̃(θ | y); Germany bym2: the same comparison (xfail: the posterior of logit φ is
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,6 +129,86 @@ def test_nuts_settings_are_validated():
         adelia.controls.resolve("control_inla", {"int.strategy": "nuts", "nuts": {"target_accept": 1.5}})
     with pytest.raises(ControlError, match="nuts"):
         adelia.controls.resolve("control_inla", {"int.strategy": "nutz"})
+    assert nuts_settings({"correction": "importance", "importance_draws": 64})["importance.draws"] == 64
+    with pytest.raises(ControlError, match="correction = 'is'.*'none', 'importance'"):
+        nuts_settings({"correction": "is"})
+
+
+# --- the importance-sampling correction (adelia.inference.importance) ---------------------------------------
+
+
+def test_importance_correction_is_exact_for_a_gaussian_likelihood():
+    """Gaussian likelihood: π_G(x | θ, y) is the exact conditional, so every weight is 1 —
+    ĉ(θ) = 1 (log 0) and the effective sample size is the number of draws."""
+    from adelia.inference.importance import importance_correction
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"y": rng.normal(size=12), "g": np.repeat(np.arange(1, 5), 3), "x": rng.normal(size=12)})
+    model = adelia.compile("y ~ x + f(g, model='iid')", df, family="gaussian")
+    theta_full = np.array([model.layout.expand_host(np.array([0.2, 1.0])), model.layout.expand_host(np.array([-1.0, 3.0]))])
+    corr = importance_correction(model, theta_full, np.zeros((2, model.graph.n_latent)), n_draws=64, seed=1)
+    np.testing.assert_allclose(corr.log_ratio, 0.0, atol=1e-9)
+    np.testing.assert_allclose(corr.ess, 64.0, rtol=1e-9)
+    np.testing.assert_allclose(corr.weights(), [0.5, 0.5], rtol=1e-9)
+    # antithetic pairs with equal weights: the weighted mean is the mode of π_G exactly
+    ga = model.laplace.gaussian_approximation(jnp.asarray(theta_full[0]), jnp.zeros(model.graph.n_latent))
+    np.testing.assert_allclose(corr.mean[0], np.asarray(ga.mode), atol=1e-9)
+    np.testing.assert_allclose(corr.var_shift, 0.0, atol=1e-9)
+    np.testing.assert_allclose(corr.eta_var_shift, 0.0, atol=1e-9)
+
+
+def test_importance_correction_matches_quadrature():
+    """Poisson counts with one iid node each (no intercept): π(y | θ) and the conditional
+    moments factor into one-dimensional integrals, done by adaptive quadrature (scipy), and the
+    Laplace approximation per node is exp(g(x*)) √(2π / −g''(x*)). The importance estimate of
+    log π(y | θ) − log π̃(y | θ) and the weighted moments agree within Monte Carlo error."""
+    from scipy import integrate
+
+    from adelia.inference.importance import importance_correction
+
+    df = pd.DataFrame({"y": [0, 1, 3, 8, 2], "idx": [1, 2, 3, 4, 5]})
+    model = adelia.compile("y ~ -1 + f(idx, model='iid')", df, family="poisson")
+    theta = 0.3
+    tau = np.exp(theta)
+    corr = importance_correction(model, model.layout.expand_host(np.array([theta]))[None, :], np.zeros((1, 5)),
+                                 n_draws=4096, seed=2)
+    log_ratio, means, variances = 0.0, [], []
+    for yi in df["y"]:
+        x = 0.0
+        for _ in range(50):  # Newton for the node's mode
+            x -= (yi - np.exp(x) - tau * x) / (-np.exp(x) - tau)
+        g = lambda u, yi=yi, x=x: np.exp(yi * (u - x) - np.exp(u) + np.exp(x) - 0.5 * tau * (u * u - x * x))
+        z = integrate.quad(g, -30, 30, epsabs=0, epsrel=1e-12)[0]
+        log_ratio += np.log(z) - 0.5 * np.log(2 * np.pi / (np.exp(x) + tau))
+        mu = integrate.quad(lambda u: u * g(u), -30, 30, epsabs=0, epsrel=1e-12)[0] / z
+        means.append(mu)
+        variances.append(integrate.quad(lambda u: (u - mu) ** 2 * g(u), -30, 30, epsabs=0, epsrel=1e-12)[0] / z)
+    ess = float(corr.ess[0])
+    assert ess > 0.5 * corr.n_draws
+    se_log = np.sqrt((corr.n_draws / ess - 1.0) / corr.n_draws)  # sd(w)/mean(w)/√S
+    assert abs(corr.log_ratio[0] - log_ratio) < 4 * se_log + 1e-3, (corr.log_ratio[0], log_ratio, se_log)
+    assert log_ratio < -0.005  # the correction is not nothing (so the test can fail)
+    np.testing.assert_allclose(corr.mean[0], means, atol=4 * np.sqrt(np.max(variances) / ess))
+    # Monte Carlo sds of the variances (8 seeds): 2.6–4.3 % weighted, 0.8–2.2 % with the control
+    # variate (π_G's variance + shift); tolerances ≈ 3.5 of them
+    np.testing.assert_allclose(corr.var[0], variances, rtol=0.15)
+    ga = model.laplace.gaussian_approximation(jnp.asarray(model.layout.expand_host(np.array([theta]))), jnp.zeros(5))
+    np.testing.assert_allclose(np.asarray(ga.variance) + corr.var_shift[0], variances, rtol=0.07)
+    np.testing.assert_allclose(corr.eta_mean[0], corr.mean[0], atol=1e-12)  # η = x here
+
+
+def test_seeds_quadrature_oracle_is_adelias_laplace_written_independently(seeds):
+    """The slow test's second oracle (nuts_models.seeds_quadrature, NumPy/SciPy) computes the same
+    Laplace approximation as adelia: log π̃(θ | y) up to a constant, to 1e-6."""
+    from nuts_models import seeds_quadrature
+
+    grid = np.linspace(0.0, 14.0, 8)
+    q = seeds_quadrature(seeds["x1"].to_numpy(float), seeds["x2"].to_numpy(float), seeds["plate"].to_numpy() - 1,
+                         seeds["n"].to_numpy(), seeds["r"].to_numpy(), log_tau=grid, n_draws=200)
+    model = adelia.compile(SEEDS_FORMULA, seeds, family="binomial", Ntrials="n")
+    ours = np.asarray(model.log_posterior_batch(grid[:, None]))
+    np.testing.assert_allclose(ours - ours[-1], q["log_post_laplace"] - q["log_post_laplace"][-1], atol=1e-6)
+    assert np.all(np.abs(q["log_post"] - q["log_post_laplace"]) < 0.2)  # the Laplace error is small here
 
 
 # --- Seeds: plumbing ---------------------------------------------------------------------------------------
@@ -170,6 +254,32 @@ def test_seeds_nuts_marginals_come_from_the_chain(seeds_nuts_fit):
     assert set(res.summary_hyperpar.index) == {"Precision for plate"}
 
 
+def test_seeds_nuts_importance_correction(seeds):
+    """correction "importance": the thinned draws are weighted by ĉ(θ_k) (the diagnostics' log
+    ratios), the latent marginals are the mixture of the importance-weighted moments, and the
+    hyperparameter marginal is the weighted kernel density of the draws."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = adelia.inla(SEEDS_FORMULA, seeds, family="binomial", Ntrials="n",
+                          control_inla={"int.strategy": "nuts", "nuts": {"chains": 2, "draws": 100, "warmup": 100, "points": 20,
+                                                                         "correction": "importance", "importance.draws": 64}})
+    imp = res.diagnostics["nuts"]["importance"]
+    assert imp["draws"] == 64 and imp["points"] == 20 and imp["min_ess_within"] > 32
+    post = res.posterior
+    w = np.exp(imp["log_ratio"] - imp["log_ratio"].max())
+    np.testing.assert_allclose(post.probabilities, w / w.sum(), rtol=1e-12)
+    assert 0.5 * 20 < imp["ess_points"] <= 20
+    block = res.model.graph.block("plate")
+    sl = slice(block.start, block.start + block.size)
+    m, v = post.points.mean[:, sl], post.points.var[:, sl]
+    mean = post.probabilities @ m
+    np.testing.assert_allclose(res.summary_random["plate"]["mean"].to_numpy(), mean, atol=1e-8)
+    np.testing.assert_allclose(res.summary_random["plate"]["sd"].to_numpy(),
+                               np.sqrt(post.probabilities @ (v + m**2) - mean**2), rtol=1e-6)
+    hm = post.hyper[0]
+    assert hm.summary(())["mean"] == pytest.approx(post.probabilities @ post.design.theta[:, 0], abs=2e-3)
+
+
 def test_sample_theta_returns_the_chain(seeds):
     model = adelia.compile(SEEDS_FORMULA, seeds, family="binomial", Ntrials="n")
     chain = model.sample_theta(100, chains=2, seed=3, warmup=100)
@@ -185,37 +295,67 @@ def test_sample_theta_returns_the_chain(seeds):
 # --- acceptance (slow) ---------------------------------------------------------------------------------------
 
 
-@slow
-def test_seeds_plate_sds_match_joint_nuts(seeds):
-    """Seeds (bimodal log τ): the plate effects' sds from NUTS over θ against a long NumPyro
-    NUTS run on the full joint model, where the default compact design misses (1.3–1.6×).
-
-    The issue asks for 10 %; measured (seed 1, 4 × 1000 draws): sd ratios 0.83–1.03. The
-    remaining gap is not the chain's: the Laplace approximation π̃(θ | y) itself puts too
-    little mass at small precisions (integrating it on a fine grid gives the same ~0.89 worst
-    ratio, test_against_nuts.py::test_seeds_classic_mode_matches_nuts), and the ~6 % low-τ
-    mode, which carries much of the plate variance, is estimated from a few hundred effective
-    draws. Held to 20 % here, and to beating the default design."""
+@pytest.fixture(scope="module")
+def seeds_joint_reference(seeds):
+    """The plate effects' posterior sds from a long NumPyro NUTS run on the full joint model
+    (32 vectorised chains × 4000 draws, R-INLA's priors; nuts_models.seeds_model) and their
+    relative Monte Carlo standard errors from the 32 independent chains' second moments."""
     pytest.importorskip("numpyro")
     from nuts_models import run_nuts, seeds_model
 
-    mcmc = run_nuts(seeds_model, num_warmup=1000, num_samples=2500, num_chains=4, seed=20261126, target_accept=0.95,
+    mcmc = run_nuts(seeds_model, num_warmup=1000, num_samples=4000, num_chains=32, seed=20261126, target_accept=0.95,
                     x1=seeds["x1"].to_numpy(float), x2=seeds["x2"].to_numpy(float), plate=seeds["plate"].to_numpy() - 1,
                     n_trials=seeds["n"].to_numpy(), r=seeds["r"].to_numpy())
-    ref_sd = np.asarray(mcmc.get_samples()["plate_effect"]).std(axis=0, ddof=1)
+    effects = np.asarray(mcmc.get_samples(group_by_chain=True)["plate_effect"])  # (chain, draw, plate)
+    m2 = np.mean(effects**2, axis=1)
+    sd = effects.reshape(-1, effects.shape[-1]).std(axis=0, ddof=1)
+    se_rel = 0.5 * m2.std(axis=0, ddof=1) / np.sqrt(m2.shape[0]) / m2.mean(axis=0)
+    return sd, se_rel
+
+
+@slow
+def test_seeds_plate_sds_match_joint_nuts(seeds, seeds_joint_reference):
+    """Issue 16's acceptance: Seeds (bimodal log τ: ~6 % of the mass near log τ ≈ 2.7, the bulk
+    near 10), the plate effects' sds from NUTS over θ within 10 % of a long NumPyro NUTS run on
+    the full joint model, where the default design misses (1.05–1.20 of them: its grid around the
+    mode at log τ ≈ 10 weighs the low mode wrongly).
+
+    The oracle needs many independent chains: the plate sds come mostly from the rare low-τ mode,
+    and four NumPyro chains of 2500 draws (this test's former oracle) overstated them by 4–19 %
+    (another seed: up to 52 %) — that, not π̃(θ | y), was the "gap" an earlier version recorded.
+    32 chains give a Monte Carlo standard error of ≈ 3 % per plate, checked here, and agree with
+    a second, independent oracle: quadrature over log τ of the importance-corrected marginal
+    likelihood, in NumPy (nuts_models.seeds_quadrature). The Laplace approximation π̃(θ | y) is
+    accurate here: the exact correction moves the low mode's mass from 0.0594 to 0.0602.
+
+    Measured (seed 1, 4 × 1000 draws; about 45 s in all): sd / joint-NUTS sd in [0.953, 1.015] over
+    all the draws (``points`` 4000; [0.990, 0.999] of the quadrature's), [0.974, 1.034] with
+    ``correction="importance"`` on 1000 thinned draws × 64 draws of x; the
+    default ``points`` 200 adds thinning noise (the low mode is ~12 of the 200)."""
+    from nuts_models import seeds_quadrature
+
+    ref_sd, se_rel = seeds_joint_reference
+    assert np.max(se_rel) < 0.04  # the oracle is precise enough for a 10 % test
+    quad = seeds_quadrature(seeds["x1"].to_numpy(float), seeds["x2"].to_numpy(float), seeds["plate"].to_numpy() - 1,
+                            seeds["n"].to_numpy(), seeds["r"].to_numpy())
+    assert np.all(np.abs(quad["sd"] / ref_sd - 1.0) < 4 * se_rel + 0.01)  # two oracles agree
+    base = {"chains": 4, "draws": 1000, "warmup": 500, "seed": 1}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nuts = adelia.inla(SEEDS_FORMULA, seeds, family="binomial", Ntrials="n",
-                           control_inla={"int.strategy": "nuts", "nuts": {"chains": 4, "draws": 1000, "warmup": 500, "seed": 1}})
+                           control_inla={"int.strategy": "nuts", "nuts": {**base, "points": 4000}})
+        corrected = adelia.inla(SEEDS_FORMULA, seeds, family="binomial", Ntrials="n",
+                                control_inla={"int.strategy": "nuts", "nuts": {**base, "points": 1000, "correction": "importance",
+                                                                               "importance.draws": 64}})
         default = adelia.inla(SEEDS_FORMULA, seeds, family="binomial", Ntrials="n")
-    ratio_nuts = nuts.summary_random["plate"]["sd"].to_numpy() / ref_sd
-    ratio_default = default.summary_random["plate"]["sd"].to_numpy() / ref_sd
-    print(f"plate sd / joint-NUTS sd: NUTS over θ [{ratio_nuts.min():.3f}, {ratio_nuts.max():.3f}], "
-          f"default design [{ratio_default.min():.3f}, {ratio_default.max():.3f}]")
-    assert np.max(np.abs(ratio_default - 1.0)) > 0.10  # the design misses ...
-    assert np.max(np.abs(ratio_nuts - 1.0)) < np.max(np.abs(ratio_default - 1.0))  # ... the chain less
-    assert np.max(np.abs(ratio_nuts - 1.0)) <= 0.20
+    ratio = {name: fit.summary_random["plate"]["sd"].to_numpy() / ref_sd
+             for name, fit in (("nuts", nuts), ("corrected", corrected), ("default", default))}
+    print("plate sd / joint-NUTS sd: " + ", ".join(f"{k} [{v.min():.3f}, {v.max():.3f}]" for k, v in ratio.items()))
+    assert np.max(np.abs(ratio["default"] - 1.0)) > 0.10  # the design misses ...
+    assert np.max(np.abs(ratio["nuts"] - 1.0)) <= 0.10  # ... the chain does not
+    assert np.max(np.abs(ratio["corrected"] - 1.0)) <= 0.10
     assert np.all(nuts.diagnostics["nuts"]["rhat"] < 1.05)
+    assert corrected.diagnostics["nuts"]["importance"]["min_ess_within"] > 0.5 * 64
 
 
 def crossed_iid_data():

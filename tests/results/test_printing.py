@@ -21,6 +21,7 @@ from adelia.printing import (
     fixed_block,
     format_column,
     hyperpar_block,
+    lincomb_block,
     mlik_line,
     model_name,
     time_block,
@@ -55,6 +56,11 @@ def test_blocks_reproduce_rinla_summary_text(case):
     if ref.get("summary_fixed"):
         assert fixed_block(_table(ref["summary_fixed"]))[1].splitlines() == _block(lines, "Fixed effects:")
     assert hyperpar_block(_table(ref["summary_hyperpar"]))[1].splitlines() == _block(lines, "Model hyperparameters:")
+    for key, header in (("summary_lincomb_derived", "Linear combinations (derived):"), ("summary_lincomb", "Linear combinations:")):
+        if ref.get(key):
+            assert lincomb_block(_table(ref[key]), derived=key.endswith("derived"))[1].splitlines() == _block(lines, header)
+        else:
+            assert header not in lines
     assert mlik_line(ref["mlik"]["gaussian"]) in lines
     dic = ref.get("dic") if ref.get("dic") else None
     waic = ref.get("waic") if ref.get("waic") else None
