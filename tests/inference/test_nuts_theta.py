@@ -11,7 +11,7 @@ Oracles:
   for a Gaussian likelihood; against one-dimensional quadrature for independent Poisson nodes;
 * slow (``-m slow``): Seeds' plate-effect sds against a long NumPyro NUTS run on the full joint
   model (``nuts_models.py``, R-INLA's priors; 32 chains) and an independent quadrature over
-  log τ (``nuts_models.seeds_quadrature``), where the default compact design misses; the
+  log τ (``seeds_quadrature.py``), where the default compact design misses; the
   unimodal acceptance case (issue 16), a simulated Poisson model with two crossed iid effects:
   NUTS and CCD on the hyperparameter means within 0.05 posterior sd, both against a dense-grid
   quadrature of π̃(θ | y); Germany bym2: the same comparison (xfail: the posterior of logit φ is
@@ -198,9 +198,9 @@ def test_importance_correction_matches_quadrature():
 
 
 def test_seeds_quadrature_oracle_is_adelias_laplace_written_independently(seeds):
-    """The slow test's second oracle (nuts_models.seeds_quadrature, NumPy/SciPy) computes the same
+    """The slow test's second oracle (seeds_quadrature.py, NumPy/SciPy) computes the same
     Laplace approximation as adelia: log π̃(θ | y) up to a constant, to 1e-6."""
-    from nuts_models import seeds_quadrature
+    from seeds_quadrature import seeds_quadrature
 
     grid = np.linspace(0.0, 14.0, 8)
     q = seeds_quadrature(seeds["x1"].to_numpy(float), seeds["x2"].to_numpy(float), seeds["plate"].to_numpy() - 1,
@@ -325,14 +325,14 @@ def test_seeds_plate_sds_match_joint_nuts(seeds, seeds_joint_reference):
     (another seed: up to 52 %) — that, not π̃(θ | y), was the "gap" an earlier version recorded.
     32 chains give a Monte Carlo standard error of ≈ 3 % per plate, checked here, and agree with
     a second, independent oracle: quadrature over log τ of the importance-corrected marginal
-    likelihood, in NumPy (nuts_models.seeds_quadrature). The Laplace approximation π̃(θ | y) is
+    likelihood, in NumPy (seeds_quadrature.py). The Laplace approximation π̃(θ | y) is
     accurate here: the exact correction moves the low mode's mass from 0.0594 to 0.0602.
 
     Measured (seed 1, 4 × 1000 draws; about 45 s in all): sd / joint-NUTS sd in [0.953, 1.015] over
     all the draws (``points`` 4000; [0.990, 0.999] of the quadrature's), [0.974, 1.034] with
     ``correction="importance"`` on 1000 thinned draws × 64 draws of x; the
     default ``points`` 200 adds thinning noise (the low mode is ~12 of the 200)."""
-    from nuts_models import seeds_quadrature
+    from seeds_quadrature import seeds_quadrature
 
     ref_sd, se_rel = seeds_joint_reference
     assert np.max(se_rel) < 0.04  # the oracle is precise enough for a 10 % test
