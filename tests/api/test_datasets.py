@@ -159,11 +159,14 @@ def test_germany_bym2_with_the_shipped_graph_equals_the_fit_with_the_graph_file(
     shipped = adelia.inla(formula, df, family="poisson", E="E", context={"g": datasets.graph("Germany")})
     by_path = adelia.inla(formula, df, family="poisson", E="E",
                           context={"g": source_graph})
-    pd.testing.assert_frame_equal(shipped.summary_fixed, by_path.summary_fixed, check_exact=True)
-    pd.testing.assert_frame_equal(shipped.summary_hyperpar, by_path.summary_hyperpar, check_exact=True)
-    pd.testing.assert_frame_equal(shipped.summary_random["region"], by_path.summary_random["region"],
-                                  check_exact=True)
-    pd.testing.assert_series_equal(shipped.mlik, by_path.mlik, check_exact=True)
+    # the same graph gives the same fit (a different graph moves it by 1e-2 and more); not bit
+    # for bit: two fits in one process can differ in the last digits (seen once in CI, on one
+    # sd of the 1088), so to 1e-6 relative
+    same = dict(check_exact=False, rtol=1e-6, atol=1e-12)
+    pd.testing.assert_frame_equal(shipped.summary_fixed, by_path.summary_fixed, **same)
+    pd.testing.assert_frame_equal(shipped.summary_hyperpar, by_path.summary_hyperpar, **same)
+    pd.testing.assert_frame_equal(shipped.summary_random["region"], by_path.summary_random["region"], **same)
+    pd.testing.assert_series_equal(shipped.mlik, by_path.mlik, **same)
     # bym2 on 544 districts: 2 x 544 latent values (total effect, then the structured part)
     assert len(shipped.summary_random["region"]) == 2 * 544
 
