@@ -233,6 +233,7 @@ def run_one(cfg: dict) -> dict:
 
     _, row["first_ad_s"] = timed(model.value_and_grad, theta)  # compiles; the inner mode moves near θ
     _, row["first_fd_s"] = timed(model.grad_log_posterior, theta, method="fd")  # compiles the batch
+    _, row["first_f_s"] = timed(model.log_posterior, theta)  # compiles the single objective
     shifts = [theta + 1e-3 * (k + 1) for k in range(3)]
     row["f_s"] = float(np.median([timed(model.log_posterior, t)[1] for t in shifts]))
     row["ad_s"] = float(np.median([timed(model.value_and_grad, t)[1] for t in shifts]))
