@@ -480,6 +480,13 @@ class LaplaceMixture:
         self._cmean = self.base.loc[:, self._idx] + self.base.scale[:, self._idx] * mz
         self._cvar = self.base.scale[:, self._idx] ** 2 * np.maximum(vz, 0.0)
 
+    def component_means(self) -> np.ndarray:
+        """The mean of each component, (K, n): the spline-corrected density's for the
+        corrected nodes, the base component's for the others (R-INLA's ``dens[i][k]->user_mean``)."""
+        out = self.base.component_means()
+        out[:, self._idx] = self._cmean
+        return out
+
     def _spline(self, zc, j):
         """c(zc) on interval j (zc already within the grid), shapes (..., K, m)."""
         shp = zc.shape

@@ -194,19 +194,6 @@ def lincomb_point_function(model, with_covariance: bool):
     return point
 
 
-def component_means(latent) -> np.ndarray:
-    """The mean of each component of a latent mixture, (K, n): the skew-normal's
-    ξ + ω δ √(2/π) (:class:`~adelia.inference.summaries.Mixture`), or for the nodes of a
-    :class:`~adelia.inference.latent_strategies.LaplaceMixture` with a correction the mean of
-    the spline-corrected density. R-INLA's ``dens[i][k]->user_mean``."""
-    if hasattr(latent, "corrected"):  # LaplaceMixture
-        out = np.array(latent.base._component_moments()[0], dtype=float)
-        if latent._idx.size:
-            out[:, latent._idx] = latent._cmean
-        return out
-    return np.asarray(latent._component_moments()[0], dtype=float)
-
-
 def lincomb_posterior(model, points, probabilities: np.ndarray, latent=None) -> LincombPosterior:
     """The derived linear combinations of ``model.lincombs`` from the design points' results
     (``points``: :class:`adelia.inference.run.PointResults`) and their probabilities.
@@ -225,7 +212,7 @@ def lincomb_posterior(model, points, probabilities: np.ndarray, latent=None) -> 
         model._lincomb_fn, model._lincomb_fn_cov = fn, want_cov
     centre = points.mean[idx]
     if latent is not None and model.controls["control_inla"].get("inla.mode") == "classic":
-        means = component_means(latent)
+        means = latent.component_means()  # R-INLA's dens[i][k]->user_mean per point
         if means.shape == centre.shape:  # the same 0.999-pruned design points
             centre = means
     rows = np.concatenate([points.theta[idx], points.mode[idx], centre], axis=1)

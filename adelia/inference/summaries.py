@@ -481,6 +481,11 @@ class Mixture:
         var = self.scale**2 * (1.0 - 2.0 * delta**2 / np.pi)
         return mean, var
 
+    def component_means(self) -> np.ndarray:
+        """The mean of each component, (K, n): the skew-normal's ξ + ω δ √(2/π) (R-INLA's
+        ``dens[i][k]->user_mean``)."""
+        return np.array(self._component_moments()[0], dtype=float)
+
     def _moments(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, sd) per node, remembered while weights, loc, scale and shape are the same
         arrays (the summaries, the KL grid and the tables ask for them several times)."""
