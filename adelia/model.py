@@ -44,6 +44,7 @@ from .formula.rvalues import r_to_python
 from .formula.rsyntax import parse_r
 from .formula.spec import FTerm, ModelSpec
 from .inference.laplace import LaplaceApproximation, NewtonOptions
+from .inference.memory import fit_split, points_at_once
 from .inference.sanity import check_information
 from .inference.observations import FamilyBlock, ObservationModel
 from .likelihoods import make_likelihood
@@ -287,13 +288,25 @@ class Model:
         # batches of θ: the compiled single-point functions on host threads (CPU) or vmapped,
         # sharded over control_inla["devices"] when there are several
         devices = self.controls.get("control_inla", {}).get("devices")
-        if getattr(self.graph.solver, "mesh", None) is not None:
-            # the BTA solver partitions its time blocks over the devices: each point uses them
-            # all, so the batch of points is not sharded (bta_partition.time_mesh)
-            devices = 1
+        solver = self.graph.solver
+        if getattr(solver, "devices", None) is not None and hasattr(solver, "use_split"):
+            # the BTA solver on k devices: p groups for θ points × t time partitions, from the
+            # model's batches, time blocks and the devices' memory (inference.memory.fit_split)
+            solver.use_split(*fit_split(self))
+        solver_mesh = getattr(solver, "mesh", None)
+        if solver_mesh is not None:
+            # the time blocks are partitioned over the mesh's "time" axis: the batch of points is
+            # sharded over its "points" groups (a 2-D mesh), or not at all (a "time"-only mesh:
+            # each point's kernels span every device)
+            devices = solver_mesh if "points" in solver_mesh.axis_names else 1
         self._points_devices = devices
         self._f_batch = map_points(self._f, devices, self._const_pool)
         self._vg_batch = map_points(self._vg, devices, self._const_pool)
+        # an accelerator whose memory cannot hold a whole padded batch runs it in chunks
+        self._points_at_once = points_at_once(self)
+        for batch in (self._f_batch, self._vg_batch):
+            if hasattr(batch, "max_rows"):
+                batch.max_rows = self._points_at_once
 
     # --- θ ---------------------------------------------------------------------------------
     @property

@@ -13,10 +13,21 @@ of an integration design or a finite-difference stencil proceed in parallel, and
 program is traced or compiled. The kernels of the points share the cores with the kernels'
 own subtree parallelism through :mod:`adelia.engine.host_cores`.
 
+A fit evaluates batches of many sizes (the Hessian's stencil, the 2d skewness points, the
+integration design), and a vmapped program is compiled for one batch shape (a DEMF model's
+costs seconds). So an accelerator's batch is padded, by repeating its last row, to the rows
+of a program compiled already (if it has at most 4 times the batch's rows) or else to a
+power of two ≥ 8 (:func:`bucket_size`), and the padding is dropped from the outputs; the
+program takes the model's data as arguments (:mod:`adelia.engine.hoisted_jit`) and is shared
+by fingerprint with every model of the same structure, so a second fit compiles no batch
+program (:class:`VmappedPoints`). Every row is the single-point computation: the padding
+changes no result.
+
 Several devices (``control_inla={"devices": k}``, :func:`points_mesh`): the batch of K points
-is padded to a multiple of k with copies of its last point, split into k equal contiguous
-shards over the mesh axis ``"points"`` (``jax.shard_map``), each device evaluates its shard,
-and the padding is dropped from the gathered outputs. On accelerators a device evaluates its
+is padded to a multiple of k with copies of its last point (vmapped shards: to k times a
+shared per-device size, as above), split into k equal contiguous shards over the mesh axis
+``"points"`` (``jax.shard_map``), each device evaluates its shard, and the padding is dropped
+from the gathered outputs; the programs are shared by fingerprint, as one device's are. On accelerators a device evaluates its
 shard as one vmapped program; on the CPU (host devices: ``XLA_FLAGS=
 --xla_force_host_platform_device_count=k``; taken only when ``devices`` > 1 is asked for)
 it evaluates its points one after another (``lax.map`` of the single-point computation), for
@@ -27,6 +38,15 @@ is computed by the same program whatever k, so the results do not depend on k (t
 rounding). The arrays the single-point program closes over are hoisted to arguments, as in
 :mod:`adelia.engine.hoisted_jit`, and placed once on every device of the mesh (replicated).
 
+A 2-D mesh ``("points", "time")`` (a fit with the BTA solver on k = p·t devices,
+:func:`adelia.inference.memory.fit_split`, or a user's mesh with both axes): the batch is
+sharded over the p groups of the ``"points"`` axis only — the ``jax.shard_map`` is manual over
+``"points"`` (``axis_names={"points"}``) and leaves ``"time"`` to the solver, whose kernels
+nest their own ``jax.shard_map`` over the t ``"time"`` devices of the group
+(:class:`adelia.engine.bta_solver.BTASolver`). For that the whole sharded program is traced
+at once (the single-point computation inside the region manual over ``"points"``, where the
+solver finds its nested mesh), and the arrays it closes over come out as the jaxpr's consts.
+
 Several processes (``jax.distributed``, :mod:`adelia.engine.multihost`): the mesh spans the
 devices of every process, each process's driver submits the same batch, and the outputs are
 gathered onto every device (``lax.all_gather`` over ``"points"``) so that each process reads
@@ -36,16 +56,18 @@ the whole batch.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
-import jax.numpy as jnp
+import jax.numpy as jnp  # noqa: F401 (the examples)
 import numpy as np
 from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..errors import ControlError
+from .hoisted_jit import hoisted_jit, program_fingerprint
 from .host_cores import host_workers, points_in_parallel
 from .multihost import gathered, is_multi_process, run_devices
 
@@ -168,14 +190,163 @@ def points_mesh(devices=None) -> Mesh | None:
     return Mesh(np.array(chosen, dtype=object), (POINTS_AXIS,))
 
 
+# ------------------------------------------------------------------------------------------
+# padded batch sizes: a few programs serve every batch
+# ------------------------------------------------------------------------------------------
+
+#: the smallest padded batch of one device's vmapped program
+MIN_BUCKET = 8
+#: a batch runs on a program already compiled for at most this many times its rows
+REUSE_FACTOR = 4
+
+
+def bucket_size(n: int, minimum: int = MIN_BUCKET) -> int:
+    """The rows a batch of ``n`` θ points is padded to when no compiled program fits it: the
+    smallest power of two ≥ max(n, ``minimum``).
+
+    A vmapped program is compiled for one batch shape; a fit evaluates batches of many sizes
+    (the Hessian's stencil, 2d skewness points, the integration design, a finite-difference
+    gradient), and compiling a DEMF batch program costs seconds. Powers of two bound the
+    programs of batches up to K by log₂ K; the largest padded batch is < 2K (what
+    :func:`adelia.inference.memory.estimate_device_memory` must allow for on an accelerator).
+
+    Example:
+        >>> [bucket_size(n) for n in (1, 8, 9, 25)]
+        [8, 8, 16, 32]
+    """
+    n = max(int(n), 1)
+    return max(int(minimum), 1 << (n - 1).bit_length())
+
+
+class _Buckets:
+    """The padded sizes used so far, per signature of a batch's other arguments: a batch of n
+    rows reuses the smallest of them in [n, REUSE_FACTOR·n] (its program is compiled already),
+    else pads to :func:`bucket_size`. The Hessian's stencil (e.g. 32 points for d = 4) and
+    the 2d skewness points then share one program."""
+
+    def __init__(self, minimum: int):
+        self.minimum = minimum
+        self._sizes: dict = {}
+        self._lock = threading.Lock()
+
+    def size(self, n: int, signature) -> int:
+        with self._lock:
+            used = self._sizes.setdefault(signature, set())
+            fits = [s for s in used if n <= s <= REUSE_FACTOR * n]
+            size = min(fits) if fits else bucket_size(n, self.minimum)
+            used.add(size)
+            return size
+
+
+def _signature(leaves) -> tuple:
+    # a jax/NumPy array's own dtype (np.result_type of a jax array warns), a Python scalar's
+    return tuple((np.shape(x), np.dtype(x.dtype if hasattr(x, "dtype") else np.result_type(x)).str,
+                  bool(getattr(x, "weak_type", False))) for x in leaves)
+
+
+def _padded(thetas: np.ndarray, rows: int) -> np.ndarray:
+    """``thetas`` with its last row repeated up to ``rows`` rows (a valid point: the padding
+    evaluates like a real one and is dropped from the outputs)."""
+    return np.concatenate([thetas, np.repeat(thetas[-1:], rows - len(thetas), axis=0)])
+
+
+# ------------------------------------------------------------------------------------------
+# one device: one vmapped program
+# ------------------------------------------------------------------------------------------
+
+#: Private switch: run one device's batches as the vmapped program even on the CPU (the
+#: accelerators' path), for tests and benchmarks/compile_count.py --accelerator-path. Read
+#: when :func:`map_points` builds its function. Beware the deadlock of batched LAPACK calls
+#: on the CPU described in the module docstring: one such batch at a time.
+_VMAPPED_ON_HOST = False
+
+
+class VmappedPoints:
+    """``single(theta, *shared)`` at a batch of θ as one vmapped program on one device (the
+    accelerators' path of :func:`map_points`).
+
+    The program is a :func:`adelia.engine.hoisted_jit.hoisted_jit` of ``vmap(single)``: the
+    model's data are its arguments, not literals, and its compiled executable is shared by
+    fingerprint with every model of the same structure and shapes (a second fit compiles
+    nothing). The batch (n, d) is padded by repeating its last row to the rows of a program
+    compiled already (at most REUSE_FACTOR·n) or to :func:`bucket_size` (n); the padding is
+    dropped from the outputs. Each row of the vmapped program is the single-point
+    computation, so the rows do not depend on the padding.
+
+    ``max_rows``: the most points the device holds at once (None: no limit). A larger batch
+    runs as consecutive chunks of ``max_rows`` rows through one program of that many rows:
+    a model whose factor fills most of a GPU (a 10⁶-latent space-time model) still fits its
+    integration design, one or a few points at a time. The model sets it from its memory
+    estimate (:func:`adelia.inference.memory.points_at_once`)."""
+
+    def __init__(self, single: Callable, pool: dict | None = None, max_rows: int | None = None):
+        fun = getattr(single, "fun", single)  # a HoistedJit: its traced function
+        self.single = single
+        self.batched = hoisted_jit(lambda thetas, *shared: jax.vmap(lambda t: fun(t, *shared))(thetas), pool)
+        self._buckets = _Buckets(MIN_BUCKET)
+        self.max_rows = max_rows
+
+    def __call__(self, thetas, *shared):
+        thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
+        n = len(thetas)
+        limit = None if self.max_rows is None else max(1, int(self.max_rows))
+        rows = self._buckets.size(n, (thetas.shape[1], _signature(jax.tree.leaves(shared))))
+        if limit is None or rows <= limit:
+            out = self.batched(_padded(thetas, rows), *shared)
+            return jax.tree.map(lambda x: np.asarray(x)[:n], out)
+        # chunks of `limit` rows, each copied to the host before the next is dispatched
+        parts = []
+        for start in range(0, n, limit):
+            out = self.batched(_padded(thetas[start : start + limit], limit), *shared)
+            parts.append(jax.tree.map(lambda x: np.asarray(x)[: min(limit, n - start)], out))
+        return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *parts)
+
+
+# ------------------------------------------------------------------------------------------
+# several devices: the batch sharded over the "points" axis
+# ------------------------------------------------------------------------------------------
+
+MAX_SHARED_PROGRAMS = 64
+_sharded_programs: OrderedDict = OrderedDict()  # (fingerprint, mesh devices) -> (jitted program, anchors)
+_sharded_lock = threading.Lock()
+
+
+def _shared_sharded_program(closed: ClosedJaxpr, out_tree, mesh: Mesh):
+    """The process-wide compiled program for a traced sharded batch (as hoisted_jit's shared
+    programs: keyed by :func:`adelia.engine.hoisted_jit.program_fingerprint`). The jaxpr's
+    text names the mesh's shape, not its devices, so they are part of the key."""
+    key, anchors = program_fingerprint(closed, out_tree)
+    key = (key, tuple(mesh.axis_names), tuple(d.id for d in mesh.devices.flat))
+    with _sharded_lock:
+        hit = _sharded_programs.get(key)
+        if hit is not None:
+            _sharded_programs.move_to_end(key)
+            return hit[0]
+        jaxpr = closed.jaxpr
+
+        def run(consts, thetas, leaves):
+            return jaxpr_as_fun(ClosedJaxpr(jaxpr, consts))(thetas, *leaves)
+
+        program = jax.jit(run)
+        _sharded_programs[key] = (program, anchors)
+        if len(_sharded_programs) > MAX_SHARED_PROGRAMS:
+            _sharded_programs.popitem(last=False)
+        return program
+
+
 class ShardedPoints:
     """``single(theta, *shared)`` over a batch of θ sharded over the ``"points"`` axis of
-    ``mesh`` (module docstring): one program per batch shape, traced at its first use.
-    ``vectorised``: a device evaluates its shard vmapped (default on accelerators) or point
-    by point (``lax.map``; default on the CPU).
+    ``mesh`` (module docstring; any other axis, e.g. a BTA solver's ``"time"``, is left to
+    ``single``'s own ``shard_map``). ``vectorised``: a device evaluates its shard vmapped
+    (default on accelerators) or point by point (``lax.map``; default on the CPU).
 
-    The batch (K, d) is padded to K' = k⌈K/k⌉ rows by repeating its last row; device j gets
-    rows [jK'/k, (j+1)K'/k); ``shared`` and the hoisted constants are replicated."""
+    The batch (K, d) is padded to K' = k·m rows by repeating its last row; device j gets rows
+    [jm, (j+1)m); ``shared`` and the hoisted constants are replicated. Vectorised, the m rows
+    of a device are those of a program compiled already (m ≤ REUSE_FACTOR·⌈K/k⌉) or the
+    power of two ≥ ⌈K/k⌉ (:func:`bucket_size`; the devices run their rows side by side, so
+    no minimum); point by point, m = ⌈K/k⌉ (a padded row would cost a whole evaluation).
+    The programs, traced at a batch shape's first use, are shared by fingerprint with every
+    model of the same structure on the same devices."""
 
     def __init__(self, single: Callable, mesh: Mesh, pool: dict | None = None, vectorised: bool | None = None):
         self.single = single
@@ -184,6 +355,7 @@ class ShardedPoints:
         self.size = mesh.shape[POINTS_AXIS]
         self._pool = {} if pool is None else pool
         self._programs: dict = {}
+        self._buckets = _Buckets(1)
         self._lock = threading.Lock()
 
     def _replicated(self, c):
@@ -198,53 +370,55 @@ class ShardedPoints:
             hit = self._pool[key] = (c, jax.device_put(c, replicated))  # the host array keeps its address
         return hit[1]
 
-    def _program(self, local_thetas, shared_leaves, shared_tree):
-        key = (local_thetas.shape, shared_tree, tuple((np.shape(x), np.result_type(x).str) for x in shared_leaves))
+    def _program(self, thetas, shared_leaves, shared_tree):
+        key = (thetas.shape, shared_tree, _signature(shared_leaves))
         with self._lock:
             hit = self._programs.get(key)
             if hit is not None:
                 return hit
+            everywhere = gathered(self.mesh)
+            out_tree = []
 
-            def local(thetas, *leaves):
+            def local(thetas, leaves):
                 shared = jax.tree.unflatten(shared_tree, leaves)
                 one = lambda t: self.single(t, *shared)  # noqa: E731
-                return jax.vmap(one)(thetas) if self.vectorised else jax.lax.map(one, thetas)
-
-            closed, out_shape = jax.make_jaxpr(local, return_shape=True)(local_thetas, *shared_leaves)
-            jaxpr = closed.jaxpr
-
-            everywhere = gathered(self.mesh)
-
-            def body(consts, thetas, leaves):
-                out = jaxpr_as_fun(ClosedJaxpr(jaxpr, consts))(thetas, *leaves)
+                out = jax.vmap(one)(thetas) if self.vectorised else jax.lax.map(one, thetas)
+                flat, tree = jax.tree.flatten(out)
+                out_tree.append(tree)
                 # a mesh over several processes: every device gets the whole batch's outputs,
                 # so that each process's driver can read them
-                return [jax.lax.all_gather(o, POINTS_AXIS, tiled=True) for o in out] if everywhere else out
+                return [jax.lax.all_gather(o, POINTS_AXIS, tiled=True) for o in flat] if everywhere else flat
 
             spec = PartitionSpec(POINTS_AXIS)
-            program = jax.jit(
-                # check_vma=False: the jaxpr was traced outside shard_map, without the pvary marks
-                # that shard_map's type check expects where replicated and sharded values meet
-                jax.shard_map(
-                    body,
-                    mesh=self.mesh,
-                    in_specs=(PartitionSpec(), spec, PartitionSpec()),
-                    out_specs=PartitionSpec() if everywhere else spec,
-                    check_vma=False,
-                )
+            sharded = jax.shard_map(
+                local,
+                mesh=self.mesh,
+                in_specs=(spec, PartitionSpec()),
+                out_specs=PartitionSpec() if everywhere else spec,
+                # manual over "points" only: a BTA solver's kernels nest their own shard_map
+                # over "time" (bta_solver._Kernels); check_vma=False: the single-point
+                # computation is written without pvary marks
+                axis_names=frozenset({POINTS_AXIS}),
+                check_vma=False,
             )
+            # traced as a whole (the single-point computation inside the region manual over
+            # "points", where the kernels find their nested mesh); the arrays it closes over
+            # come out as the jaxpr's consts and are passed as replicated arguments
+            closed = jax.make_jaxpr(sharded)(thetas, list(shared_leaves))
             consts = [self._replicated(c) for c in closed.consts]
-            hit = self._programs[key] = (program, consts, jax.tree.structure(out_shape))
+            program = _shared_sharded_program(closed, out_tree[0], self.mesh)
+            hit = self._programs[key] = (program, consts, out_tree[0])
             return hit
 
     def __call__(self, thetas, *shared):
         thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
         n = len(thetas)
-        padded = np.concatenate([thetas, np.repeat(thetas[-1:], -n % self.size, axis=0)])
         leaves, shared_tree = jax.tree.flatten(shared)
-        program, consts, out_tree = self._program(
-            jax.ShapeDtypeStruct((len(padded) // self.size, thetas.shape[1]), thetas.dtype), leaves, shared_tree
-        )
+        per_device = -(-n // self.size)
+        if self.vectorised:
+            per_device = self._buckets.size(per_device, (thetas.shape[1], shared_tree, _signature(leaves)))
+        padded = _padded(thetas, per_device * self.size)
+        program, consts, out_tree = self._program(jax.ShapeDtypeStruct(padded.shape, thetas.dtype), leaves, shared_tree)
         replicated = NamedSharding(self.mesh, PartitionSpec())
         leaves = [jax.device_put(x, replicated) for x in leaves]
         batch = jax.device_put(padded, NamedSharding(self.mesh, PartitionSpec(POINTS_AXIS)))
@@ -256,10 +430,10 @@ def map_points(single: Callable, devices=None, pool: dict | None = None) -> Call
     """A compiled single-point function ``single(theta, *shared)`` -> a function of
     (thetas (k, d), *shared) returning its outputs stacked along a new first axis as NumPy
     arrays: on one device, :func:`threaded_points` on the CPU and one vmapped program on
-    accelerators (traced and compiled at its first use only); on several devices
-    (``devices``, see :func:`points_mesh`), the batch sharded over them
-    (:class:`ShardedPoints`). ``pool``: the model's dict of device copies of its data
-    (:func:`adelia.engine.hoisted_jit.hoisted_jit`), shared by its sharded programs.
+    accelerators (:class:`VmappedPoints`: padded batch sizes, programs shared by the models
+    of one structure); on several devices (``devices``, see :func:`points_mesh`), the batch
+    sharded over them (:class:`ShardedPoints`). ``pool``: the model's dict of device copies
+    of its data (:func:`adelia.engine.hoisted_jit.hoisted_jit`), shared by its programs.
 
     The returned function's ``threaded`` attribute says whether it runs ``single`` itself on
     host threads (so that compiling ``single`` ahead of the batch pays off).
@@ -274,12 +448,10 @@ def map_points(single: Callable, devices=None, pool: dict | None = None) -> Call
         run = ShardedPoints(single, mesh, pool)
         run.threaded = False
         return run
-    batched = jax.jit(lambda thetas, *shared: jax.vmap(lambda t: single(t, *shared))(thetas))
-
-    def run(thetas, *shared):
-        if on_host():
-            return threaded_points(single, thetas, *shared)
-        return jax.tree.map(np.asarray, batched(jnp.atleast_2d(jnp.asarray(thetas, dtype=jnp.float64)), *shared))
-
-    run.threaded = on_host()
+    if on_host() and not _VMAPPED_ON_HOST:
+        run = lambda thetas, *shared: threaded_points(single, thetas, *shared)  # noqa: E731
+        run.threaded = True
+        return run
+    run = VmappedPoints(single, pool)
+    run.threaded = False
     return run

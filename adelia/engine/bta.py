@@ -292,6 +292,14 @@ def _join(xb, xa, vector):
     return x[:, 0] if vector else x
 
 
+# Blocks per iteration of the XLA while loop behind every scan over the blocks (lax.scan's
+# ``unroll``). Each loop iteration costs a fixed overhead on top of its kernels (on a GPU
+# the trip-count check is a device-to-host round trip); unrolling trades that for a
+# longer program and compile time. 1: one block per iteration. benchmarks/bta_kernels.py
+# times the alternatives.
+_SCAN_UNROLL = 1
+
+
 def _coupling_block(lower, i):
     """lower[i] for 0 <= i < n_b−1 and a zero block for i = −1 or n_b−1 (M_{−1} = M_{n_b−1} = 0):
     the end steps of a scan see no coupling, without a zero-padded copy of ``lower``."""
@@ -325,32 +333,37 @@ def cholesky(Q: BTAMatrix) -> BTACholesky:
         >>> bool(jnp.allclose(L.to_dense() @ L.to_dense().T, Q.to_dense()))
         True
     """
-    l_diag, m, f = _factor_scan(Q, keep_factor=True)
+    l_diag, g = _factor_scan(Q, keep_factor=True)
+    f = g[:, Q.block_size :]
     tip_factor = lax.linalg.cholesky(Q.tip - jnp.einsum("iab,icb->ac", f, f))
-    return BTACholesky._unchecked(l_diag, m[:-1], f, tip_factor)
+    return BTACholesky._unchecked(l_diag, g[:-1, : Q.block_size], f, tip_factor)
 
 
 def _factor_scan(Q: BTAMatrix, keep_factor: bool):
-    """The block Cholesky scan. ``keep_factor``: outputs (L_i, M_i, F_i) stacked (M with a
-    zero last block); otherwise only (Σ log diag L_i, block succeeded, F_i) per block, so
-    that a bare log-determinant does not store the O(n_b·b²) factor."""
+    """The block Cholesky scan. ``keep_factor``: outputs (L_i, G_i = [M_i; F_i]) stacked (M
+    with a zero last block; one output array for the whole panel, split once after the
+    scan, rather than one per-step copy per part); otherwise only (Σ log diag L_i, block
+    succeeded, F_i) per block, so that a bare log-determinant does not store the O(n_b·b²)
+    factor. Per step: one matmul, one b×b Cholesky, one triangular solve of the stacked
+    (b+a)×b panel, and the fused elementwise/copy work around them."""
     n_b, b, a = Q.n_blocks, Q.block_size, Q.arrow_size
 
     def step(g_prev, xs):
         a_i, c_i, i = xs
-        # Schur update by column i−1: [A_i; C_i] − [M_{i−1}; F_{i−1}] M_{i−1}ᵀ
-        panel_i = jnp.concatenate([a_i, c_i], axis=0) - g_prev @ g_prev[:b].T
-        l_i = lax.linalg.cholesky(panel_i[:b])  # reads ½(Â_i + Â_iᵀ)
-        # [M_i; F_i] = [B_i; Ĉ_i] L_i⁻ᵀ
-        rhs = jnp.concatenate([_coupling_block(Q.lower, i), panel_i[b:]], axis=0)
+        # Schur update by column i−1: [Â_i; Ĉ_i] = [A_i; C_i] − [M_{i−1}; F_{i−1}] M_{i−1}ᵀ, one
+        # matmul; the two parts are subtracted where they are used (no stacked copy of [A_i; C_i])
+        update = g_prev @ g_prev[:b].T
+        l_i = lax.linalg.cholesky(a_i - update[:b])  # reads ½(Â_i + Â_iᵀ)
+        # [M_i; F_i] = [B_i; Ĉ_i] L_i⁻ᵀ: one solve for the stacked panel
+        rhs = jnp.concatenate([_coupling_block(Q.lower, i), c_i - update[b:]], axis=0)
         g_i = _trsm(l_i, rhs, left=False, transpose=True)
         if keep_factor:
-            return g_i, (l_i, g_i[:b], g_i[b:])
+            return g_i, (l_i, g_i)
         d = jnp.diagonal(l_i)
         return g_i, (jnp.sum(jnp.log(d)), jnp.all(jnp.isfinite(d) & (d > 0)), g_i[b:])
 
     g0 = jnp.zeros((b + a, b), Q.dtype)
-    return lax.scan(step, g0, (Q.diag, Q.arrow, jnp.arange(n_b)))[1]
+    return lax.scan(step, g0, (Q.diag, Q.arrow, jnp.arange(n_b)), unroll=_SCAN_UNROLL)[1]
 
 
 def _logdet_lean(Q: BTAMatrix) -> jax.Array:
@@ -408,7 +421,7 @@ def _forward_substitute(L: BTACholesky, rb, ra):
         return y_i, y_i
 
     y0 = jnp.zeros(rb.shape[1:], rb.dtype)
-    _, yb = lax.scan(step, y0, (L.diag, rb, jnp.arange(L.n_blocks)))
+    _, yb = lax.scan(step, y0, (L.diag, rb, jnp.arange(L.n_blocks)), unroll=_SCAN_UNROLL)
     ya = _trsm(L.tip, ra - jnp.einsum("iab,ibk->ak", L.arrow, yb), left=True)
     return yb, ya
 
@@ -424,7 +437,7 @@ def _back_substitute(L: BTACholesky, yb, ya):
         return x_i, x_i
 
     x0 = jnp.zeros(yb.shape[1:], yb.dtype)
-    _, xb = lax.scan(step, x0, (L.diag, vb, jnp.arange(L.n_blocks)), reverse=True)
+    _, xb = lax.scan(step, x0, (L.diag, vb, jnp.arange(L.n_blocks)), reverse=True, unroll=_SCAN_UNROLL)
     return xb, xa
 
 
@@ -477,30 +490,57 @@ def selected_inverse_from_factor(L: BTACholesky) -> BTAMatrix:
         Σ_{i,i} = L_i⁻ᵀ L_i⁻¹ − Σ_{i,·} G_i L_i⁻¹ = L_i⁻ᵀ (I + G_iᵀ P_i) L_i⁻¹
 
     with S_{i+1} = [[Σ_{i+1,i+1}, Σ_{a,i+1}ᵀ], [Σ_{a,i+1}, Σ_aa]] and Σ_aa = L_T⁻ᵀ L_T⁻¹.
-    One backward scan i = n_b−1..0 (M_{n_b−1} = 0); per step two products with S, three
-    triangular solves and one product G_iᵀP_i: about 7b³ flops, no explicit inverse.
+    One backward scan i = n_b−1..0 (M_{n_b−1} = 0) carrying S_{i+1}; per step two matmuls
+    (P_i = S_{i+1} G_i and G_iᵀ P_i) and two triangular solves (L_i⁻ᵀ (I + G_iᵀP_i), then
+    one right solve of the stacked panel [L_i⁻ᵀ(I + G_iᵀP_i); −P_i] by L_i for Σ_ii and the
+    off-diagonal blocks together): about 7b³ flops, no explicit inverse.
     """
     n_b, b, a = L.n_blocks, L.block_size, L.arrow_size
     eye_a = jnp.eye(a, dtype=L.dtype)
     sigma_tip = _trsm(L.tip, _trsm(L.tip, eye_a, left=True), left=True, transpose=True)
     sigma_tip = _sym(sigma_tip)
-    eye_b = jnp.eye(b, dtype=L.dtype)
 
-    def step(col_next, xs):
-        # col_next = [Σ_{i+1,i+1}; Σ_{a,i+1}]  (b+a, b)
+    def step(s_next, xs):
         l_i, f_i, i = xs
-        m_i = _coupling_block(L.lower, i)
-        right = jnp.concatenate([col_next[b:].T, sigma_tip], axis=0)  # [Σ_{a,i+1}ᵀ; Σ_aa]
-        p = col_next @ m_i + right @ f_i  # P_i = S_{i+1} [M_i; F_i]
-        off = -_trsm(l_i, p, left=False)  # [Σ_{i+1,i}; Σ_{a,i}] = −P_i L_i⁻¹
-        h = eye_b + m_i.T @ p[:b] + f_i.T @ p[b:]  # I + G_iᵀ P_i
-        s_ii = _trsm(l_i, _trsm(l_i, h, left=True, transpose=True), left=False)
-        s_ii = _sym(s_ii)
-        return jnp.concatenate([s_ii, off[b:]], axis=0), (s_ii, off[:b], off[b:])
+        g_i = jnp.concatenate([_coupling_block(L.lower, i), f_i], axis=0)  # [M_i; F_i]
+        s_i, s_ii, off = _takahashi_step(s_next, l_i, g_i)
+        return s_i, (s_ii, off)
 
-    col0 = jnp.zeros((b + a, b), L.dtype)
-    _, (s_diag, s_lower, s_arrow) = lax.scan(step, col0, (L.diag, L.arrow, jnp.arange(n_b)), reverse=True)
-    return BTAMatrix._unchecked(s_diag, s_lower[:-1], s_arrow, sigma_tip)
+    # S_{n_b}: Σ of a block after the last one is never read (M_{n_b−1} = 0), only Σ_aa
+    s0 = jnp.zeros((b + a, b + a), L.dtype).at[b:, b:].set(sigma_tip)
+    xs = (L.diag, L.arrow, jnp.arange(n_b))
+    _, (s_diag, off) = lax.scan(step, s0, xs, reverse=True, unroll=_SCAN_UNROLL)
+    return BTAMatrix._unchecked(s_diag, off[:-1, :b], off[:, b:], sigma_tip)
+
+
+def _takahashi_step(s_next, l_i, g_i):
+    """One step i of the block Takahashi recursion (the body shared with the distributed
+    interior recursion of :mod:`adelia.engine.bta_distributed`).
+
+    Args:
+        s_next: S_{i+1} ((b+e), (b+e)): Σ on (block i+1, the e arrow rows),
+            [[Σ_{i+1,i+1}, Σ_{e,i+1}ᵀ], [Σ_{e,i+1}, Σ_ee]].
+        l_i: (b, b) the diagonal factor block L_i.
+        g_i: (b+e, b) the factor column below it, [M_i; E_i].
+
+    Returns:
+        S_i (same layout as ``s_next``), Σ_ii (b, b) and [Σ_{i+1,i}; Σ_{e,i}] ((b+e), b).
+
+    With P_i = S_{i+1} G_i:  [Σ_{i+1,i}; Σ_{e,i}] = −P_i L_i⁻¹ and
+    Σ_ii = L_i⁻ᵀ (I + G_iᵀ P_i) L_i⁻¹. Both right solves by L_i run as one solve of the
+    stacked ((2b+e), b) panel [L_i⁻ᵀ (I + G_iᵀ P_i); −P_i]: two matmuls, two triangular
+    solves per step.
+    """
+    b = l_i.shape[0]
+    p = s_next @ g_i  # P_i = S_{i+1} G_i
+    z = _trsm(l_i, jnp.eye(b, dtype=l_i.dtype) + g_i.T @ p, left=True, transpose=True)
+    out = _trsm(l_i, jnp.concatenate([z, -p], axis=0), left=False)  # [Σ_ii; Σ_{i+1,i}; Σ_{e,i}]
+    s_ii, off = _sym(out[:b]), out[b:]
+    off_e = off[b:]
+    s_i = jnp.concatenate(
+        [jnp.concatenate([s_ii, off_e.T], axis=1), jnp.concatenate([off_e, s_next[b:, b:]], axis=1)], axis=0
+    )
+    return s_i, s_ii, off
 
 
 @jax.jit

@@ -38,10 +38,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import AxisType, Mesh, get_abstract_mesh
 
 from ..errors import NotPositiveDefiniteError
 from . import bta, bta_distributed
-from .bta_partition import TIME_AXIS, time_mesh
+from .bta_partition import POINTS_AXIS, TIME_AXIS, split_mesh
 from .pattern import SparsePattern
 from .solver import BlockStructure, Solver
 
@@ -56,10 +57,25 @@ class BTASolver(Solver):
         block_structure: the BTA layout (e.g. from
             :func:`adelia.engine.ordering.time_major_block_structure`); derived by reverse
             Cuthill–McKee (:func:`adelia.engine.ordering.rcm_block_structure`) when None.
-        devices: ``control_inla["devices"]``: with k > 1 devices and n_b ≥ 2k blocks, the
-            blocks are partitioned over them (:mod:`adelia.engine.bta_distributed`, mesh
-            axis ``"time"``, :func:`adelia.engine.bta_partition.time_mesh`); ``mesh`` is then
-            that mesh, otherwise None (the single-device kernels).
+        devices: ``control_inla["devices"]``: k > 1 devices are split into p groups for θ
+            points × t time partitions (:func:`adelia.engine.bta_partition.split_mesh`; by
+            default :func:`~adelia.engine.bta_partition.choose_split` for single evaluations;
+            a fit sets its own split from the model's batches and the devices' memory with
+            :meth:`use_split`); ``mesh`` is then the ``"time"`` mesh (p = 1) or the
+            ``("points", "time")`` mesh, and the blocks are partitioned over the ``"time"``
+            axis (:mod:`adelia.engine.bta_distributed`); None for t = 1 (the single-device
+            kernels).
+
+    Which devices run a point's kernels: inside a batch sharded over the ``"points"`` axis
+    (:class:`adelia.engine.batching.ShardedPoints`, whose trace runs in a region manual over
+    ``"points"``) the kernels span the ``"time"`` devices of the point's group (a nested
+    ``jax.shard_map``: the mesh handed to the kernels marks ``"points"`` as manual).
+    Outside one — a single evaluation, e.g. the mode search — they run on the same 2-D mesh
+    replicated over ``"points"``: every group computes the point on its t devices. That
+    spends no more time than one group would, and keeps one partition plan for every
+    evaluation, so the mode search and the batches use the same arithmetic (spreading a
+    single point over all p·t devices would need a second plan, a second compiled program
+    and give the batches' values to rounding only).
 
     Raises:
         ValueError: the block structure does not cover the pattern's n unknowns, or a
@@ -73,15 +89,33 @@ class BTASolver(Solver):
             block_structure = rcm_block_structure(pattern)
         self.pattern = pattern
         self.block_structure = block_structure
-        self.mesh = time_mesh(devices, block_structure.n_blocks) if devices is not None else None
-        self._kernels = _Kernels(self.mesh)
+        self.devices = devices
         self._build_maps()
-        self._jit_logdet = jax.jit(lambda v: self._kernels.logdet(self.bta_matrix(v)))
+        self._set_mesh(split_mesh(devices, block_structure.n_blocks) if devices is not None else None)
+
+    @property
+    def split(self) -> tuple[int, int]:
+        """(groups of θ points, time partitions) of the solver's mesh; (1, 1) without one."""
+        if self.mesh is None:
+            return 1, 1
+        shape = dict(self.mesh.shape)
+        return int(shape.get(POINTS_AXIS, 1)), int(shape[TIME_AXIS])
+
+    def use_split(self, points: int, partitions: int) -> None:
+        """Put the solver on ``points`` × ``partitions`` of its ``devices``
+        (:func:`adelia.engine.bta_partition.split_mesh`); a user's mesh is kept as given.
+        Call before the solver's first use (its programs are made anew)."""
+        if self.devices is None or self.split == (int(points), int(partitions)):
+            return
+        self._set_mesh(split_mesh(self.devices, self.block_structure.n_blocks, (int(points), int(partitions))))
+
+    def _set_mesh(self, mesh) -> None:
+        self.mesh = mesh
+        self._kernels = _Kernels(mesh, self)
+        self._jit_logdet = jax.jit(lambda v: self._kernels.logdet_values(v))
         self._jit_solve = jax.jit(self._solve_impl)
         self._jit_logdet_and_solve = jax.jit(self._logdet_and_solve_impl)
-        self._jit_selected_inverse = jax.jit(
-            lambda v: self.values_from_bta(self._kernels.selected_inverse(self.bta_matrix(v)))
-        )
+        self._jit_selected_inverse = jax.jit(lambda v: self._kernels.selected_inverse_values(v))
         self._jit_sample = jax.jit(self._sample_impl, static_argnames="n_samples")
         self._jit_factor = jax.jit(lambda v: bta.cholesky(self.bta_matrix(v)))
 
@@ -146,6 +180,14 @@ class BTASolver(Solver):
         self._diag_flat_lower = self._diag_flat[:n_diag]
         self._tip_flat_lower = self._tip_flat[:n_tip]
 
+        # the same maps for the distributed kernels, which cut them per time partition so
+        # that each device assembles only its own blocks
+        self._scatter = bta_distributed.PatternScatter(
+            pattern.nnz, n_b, b, a, (self._diag_src, self._diag_flat), (self._lower_src, self._lower_flat),
+            (self._arrow_src, self._arrow_flat), (self._tip_src, self._tip_flat), n_diag, n_tip,
+            self._pad_diag_flat, self._pad_tip_flat,
+        )
+
         # vector maps: BTA position -> original index (padding reads a zero appended at n)
         self._to_bta_index = np.where(bs.perm < 0, pattern.n, bs.perm)
         self._from_bta_index = pos
@@ -203,7 +245,7 @@ class BTASolver(Solver):
         return self._jit_logdet(values)
 
     def _solve_impl(self, values, rhs):
-        x = self._kernels.solve(self.bta_matrix(values), self.to_bta_vector(rhs))
+        x = self._kernels.solve_values(values, self.to_bta_vector(rhs))
         return self.from_bta_vector(x)
 
     def solve(self, values, rhs):
@@ -212,7 +254,7 @@ class BTASolver(Solver):
         return x
 
     def _logdet_and_solve_impl(self, values, rhs):
-        ld, x = self._kernels.logdet_and_solve(self.bta_matrix(values), self.to_bta_vector(rhs))
+        ld, x = self._kernels.logdet_and_solve_values(values, self.to_bta_vector(rhs))
         return ld, self.from_bta_vector(x)
 
     def logdet_and_solve(self, values, rhs):
@@ -225,7 +267,7 @@ class BTASolver(Solver):
         return out
 
     def _sample_impl(self, values, key, n_samples):
-        x = self._kernels.sample(self.bta_matrix(values), key, n_samples)  # (n_samples, size) in BTA order
+        x = self._kernels.sample_values(values, key, n_samples)  # (n_samples, size) in BTA order
         return x[:, self._from_bta_index]
 
     def sample(self, values, key, n_samples: int = 1):
@@ -283,37 +325,89 @@ class BTASolver(Solver):
         return (
             f"BTASolver(n={self.n}, nnz={self.pattern.nnz}, n_blocks={bs.n_blocks}, "
             f"block_size={bs.block_size}, arrow_size={bs.arrow_size}, padding={bs.size - bs.n}"
-            + ("" if self.mesh is None else f", time partitions={self.mesh.shape['time']}")
+            + ("" if self.mesh is None else f", devices={self.split[0]} θ-point group(s) × {self.split[1]} time partitions")
             + ")"
         )
 
 
 class _Kernels:
     """The BTA kernels a solver uses: :mod:`adelia.engine.bta` on one device, or
-    :mod:`adelia.engine.bta_distributed` over the ``"time"`` axis of ``mesh``. (The factor
-    kept for failure reports, ``BTASolver.factor``, is always the single-device one.)"""
+    :mod:`adelia.engine.bta_distributed` over the ``"time"`` axis of ``mesh``, on a
+    :class:`~adelia.engine.bta.BTAMatrix` or (the ``*_values`` methods, which the solver
+    uses) on its pattern values: on one device the values are assembled into the solver's
+    :meth:`BTASolver.bta_matrix`; over the mesh each
+    device assembles only its partition's blocks from the (nnz,) values, so that the
+    per-device memory shrinks with the partitions, and the gradient's Q̄ (ḡ·Σ and −r̄xᵀ on
+    the pattern) is formed per partition and joined by a ``psum`` of nnz numbers. (The
+    factor kept for failure reports, ``BTASolver.factor``, is always the single-device one.)
 
-    def __init__(self, mesh):
-        self.mesh = mesh
+    A mesh with a ``"points"`` axis has a twin whose ``"points"`` axis is typed manual: traced
+    inside a region already manual over ``"points"`` (a points shard of a batch), the kernels'
+    ``jax.shard_map`` must be handed a mesh equal to that context's, and then makes only
+    ``"time"`` manual (JAX's partial-manual nesting); outside, the mesh itself."""
 
+    def __init__(self, mesh, solver: BTASolver | None = None):
+        self.mesh = mesh  # the *_values methods need the solver (its pattern maps)
+        self.solver = solver
+        self.nested = None
+        if mesh is not None and POINTS_AXIS in mesh.axis_names:
+            types = tuple(
+                AxisType.Manual if name == POINTS_AXIS else kind for name, kind in zip(mesh.axis_names, mesh.axis_types)
+            )
+            self.nested = Mesh(mesh.devices, mesh.axis_names, axis_types=types)
+
+    def _mesh(self):
+        if self.nested is not None:
+            context = get_abstract_mesh()
+            if not context.empty and POINTS_AXIS in context.manual_axes:
+                return self.nested
+        return self.mesh
+
+    # -- on a BTAMatrix (replicated blocks) --
     def logdet(self, Q):
-        return bta.logdet(Q) if self.mesh is None else bta_distributed.logdet(Q, self.mesh, TIME_AXIS)
+        return bta.logdet(Q) if self.mesh is None else bta_distributed.logdet(Q, self._mesh(), TIME_AXIS)
 
     def solve(self, Q, rhs):
-        return bta.solve(Q, rhs) if self.mesh is None else bta_distributed.solve(Q, rhs, self.mesh, TIME_AXIS)
+        return bta.solve(Q, rhs) if self.mesh is None else bta_distributed.solve(Q, rhs, self._mesh(), TIME_AXIS)
 
     def logdet_and_solve(self, Q, rhs):
         if self.mesh is None:
             return bta.logdet_and_solve(Q, rhs)
-        return bta_distributed.logdet_and_solve(Q, rhs, self.mesh, TIME_AXIS)
+        return bta_distributed.logdet_and_solve(Q, rhs, self._mesh(), TIME_AXIS)
 
     def selected_inverse(self, Q):
         if self.mesh is None:
             return bta.selected_inverse(Q)
-        return bta_distributed.selected_inverse(Q, self.mesh, TIME_AXIS)
+        return bta_distributed.selected_inverse(Q, self._mesh(), TIME_AXIS)
 
     def sample(self, Q, key, n_samples):
         if self.mesh is None:
             return bta.sample(Q, key, n_samples)
-        return bta_distributed.sample(Q, key, self.mesh, TIME_AXIS, n_samples=n_samples)
+        return bta_distributed.sample(Q, key, self._mesh(), TIME_AXIS, n_samples=n_samples)
 
+    # -- on the solver's pattern values (what BTASolver uses) --
+    def logdet_values(self, values):
+        if self.mesh is None:
+            return bta.logdet(self.solver.bta_matrix(values))
+        return bta_distributed.logdet_values(values, self.solver._scatter, self._mesh(), TIME_AXIS)
+
+    def solve_values(self, values, rhs):
+        if self.mesh is None:
+            return bta.solve(self.solver.bta_matrix(values), rhs)
+        return bta_distributed.solve_values(values, rhs, self.solver._scatter, self._mesh(), TIME_AXIS)
+
+    def logdet_and_solve_values(self, values, rhs):
+        if self.mesh is None:
+            return bta.logdet_and_solve(self.solver.bta_matrix(values), rhs)
+        return bta_distributed.logdet_and_solve_values(values, rhs, self.solver._scatter, self._mesh(), TIME_AXIS)
+
+    def selected_inverse_values(self, values):
+        """Σ on the pattern, (nnz,)."""
+        if self.mesh is None:
+            return self.solver.values_from_bta(bta.selected_inverse(self.solver.bta_matrix(values)))
+        return bta_distributed.selected_inverse_values(values, self.solver._scatter, self._mesh(), TIME_AXIS)
+
+    def sample_values(self, values, key, n_samples):
+        if self.mesh is None:
+            return bta.sample(self.solver.bta_matrix(values), key, n_samples)
+        return bta_distributed.sample_values(values, key, self.solver._scatter, self._mesh(), TIME_AXIS, n_samples)

@@ -358,6 +358,20 @@ def _formula_matrix(components, fixed: FixedEffects, copies, offsets_of: dict[st
     return groups
 
 
+def _has_no_log_normaliser(model: LatentModel) -> bool:
+    """Whether ``model.log_normaliser`` is None (its ½ log|Q| then comes from a factorisation).
+
+    Evaluated abstractly: eagerly, each jnp op on θ would compile a small XLA program of its
+    own (30 for a DEMF model). Values a model computes from its own constants and caches on
+    first use (e.g. a spatial spectrum) are still computed concretely, not as tracers."""
+
+    def normaliser(theta):
+        with jax.ensure_compile_time_eval():
+            return model.log_normaliser(theta)
+
+    return jax.eval_shape(normaliser, np.asarray(model.initial_theta(), dtype=float)) is None
+
+
 def compile_graph(
     components: list[Component],
     fixed: FixedEffects,
@@ -471,7 +485,7 @@ def compile_graph(
     solver = make_solver(post_pattern, backend, block_structure, devices)
     comp_solvers = {}
     for i, c in enumerate(components):
-        if c.model.log_normaliser(jnp.asarray(c.model.initial_theta())) is None:
+        if _has_no_log_normaliser(c.model):
             comp_solvers[i] = make_solver(c.model.pattern(), "dense" if backend == "dense" else "auto")
     return LatentGraph(
         n_latent=n_latent,

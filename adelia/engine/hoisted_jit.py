@@ -42,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import enum
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -75,18 +76,34 @@ def program_fingerprint(closed: ClosedJaxpr, out_tree) -> tuple[tuple, list]:
     The key is the jaxpr's text (every equation with its parameters and the shapes and dtypes
     of every variable; the consts are arguments, so their values are not part of it), the
     weak types of its inputs and the output tree. Parameters the text cannot show by value —
-    a host callback's Python function, a sub-jaxpr's own constants — enter by identity, and
-    the caller keeps them alive with the program, so that an identity is never reused by
+    a host callback's Python function, a sub-jaxpr's own constants other than NumPy arrays —
+    enter by identity, and the caller keeps them alive with the program, so that an identity is never reused by
     another object while the key exists: programs with host callbacks are shared only by
-    the calls that trace to the very same callbacks."""
+    the calls that trace to the very same callbacks.
+
+    A sub-jaxpr's NumPy constants (the index maps an inner ``jax.jit`` closes over, e.g. a BTA
+    solver's scatter maps) enter by value (dtype, shape, weak type and a digest of their
+    bytes): the program embeds them as literals, so equal values compile to the same
+    executable, and each trace wraps them in new objects — keyed by identity, a second model
+    of the same structure (or a refit) recompiled every program that holds one."""
     opaque: list = []
+    by_value: list = []
+
+    def constant(value) -> None:
+        if isinstance(value, np.ndarray) and value.dtype.kind != "O":
+            array = np.ascontiguousarray(value)
+            digest = hashlib.blake2b(array.view(np.uint8).reshape(-1), digest_size=16).hexdigest()
+            by_value.append((array.dtype.str, np.shape(value), bool(getattr(value, "weak_type", False)), digest))
+        else:
+            opaque.append(value)
 
     def visit(value) -> None:
         if isinstance(value, Jaxpr):
             walk(value)
         elif isinstance(value, ClosedJaxpr):
             walk(value.jaxpr)
-            opaque.extend(value.consts)
+            for c in value.consts:
+                constant(c)
         elif isinstance(value, (tuple, list, frozenset)):
             for v in value:
                 visit(v)
@@ -103,7 +120,7 @@ def program_fingerprint(closed: ClosedJaxpr, out_tree) -> tuple[tuple, list]:
 
     walk(closed.jaxpr)
     weak = tuple(bool(getattr(v.aval, "weak_type", False)) for v in (*closed.jaxpr.constvars, *closed.jaxpr.invars))
-    key = (str(closed.jaxpr), weak, str(out_tree), tuple(id(o) for o in opaque))
+    key = (str(closed.jaxpr), weak, str(out_tree), tuple(id(o) for o in opaque), tuple(by_value))
     return key, opaque
 
 

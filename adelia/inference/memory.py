@@ -39,7 +39,9 @@ split over devices (:func:`bta_factor_numbers`), and the replicated data. A fit 
 device's memory (``control_inla["device.memory"]``, ``$ADELIA_DEVICE_MEMORY``, the
 accelerator's ``bytes_limit`` or the host's available memory) raises
 :class:`DeviceMemoryError` naming the estimate, that memory and the smallest ``devices=`` that
-would fit — not an XLA out-of-memory error mid-fit.
+would fit — not an XLA out-of-memory error mid-fit. The same estimate chooses how a BTA fit
+splits k devices into groups for θ points × time partitions (:func:`fit_split`): the fastest
+split by a time model among those that fit a device's memory.
 
 Example:
     >>> est = estimate_fit_memory(model)  # doctest: +SKIP
@@ -270,9 +272,13 @@ def _batch_size(model) -> int:
 
 
 def _fit_mesh(model) -> tuple[int, int]:
-    """(devices for θ points, time partitions) of the fit's ``control_inla["devices"]``."""
+    """(groups of devices for θ points, time partitions) of the fit: the BTA solver's split
+    (:func:`fit_split`, set when the model is compiled), else the devices of the batches."""
     from ..engine.batching import POINTS_AXIS, points_mesh
 
+    solver = model.graph.solver
+    if getattr(solver, "mesh", None) is not None and hasattr(solver, "split"):
+        return solver.split
     mesh = points_mesh(model.controls["control_inla"].get("devices"))
     if mesh is None:
         return 1, 1
@@ -280,7 +286,56 @@ def _fit_mesh(model) -> tuple[int, int]:
     return int(shape.get(POINTS_AXIS, 1)), int(shape.get("time", 1))
 
 
-def estimate_device_memory(model, points_devices: int | None = None, time_partitions: int | None = None) -> MemoryEstimate | None:
+#: the evaluations of a mode search per free hyperparameter, for the split's time model
+#: (:func:`fit_split`): R-INLA's BFGS typically takes 5–15 gradient steps per θ dimension
+MODE_SEARCH_EVALUATIONS = 10
+
+
+def fit_split(model) -> tuple[int, int]:
+    """(p, t): how a fit with the BTA solver on k = ``control_inla["devices"]`` devices splits
+    them into p groups for θ points × t time partitions (a 2-D mesh, :func:`adelia.engine.
+    bta_partition.split_mesh`): :func:`adelia.engine.bta_partition.choose_split` with the
+    model's n_b time blocks, its largest batch of θ points K (design, Hessian stencil, FD
+    gradient), S = :data:`MODE_SEARCH_EVALUATIONS` · d sequential evaluations of the mode
+    search, and the splits whose per-device estimate (:func:`estimate_device_memory`) fits a
+    device's memory (:func:`device_memory`: ``control_inla["device.memory"]``, ...; host
+    devices share the host's memory, so p·t of them have 1/(p·t) of it each). A user's mesh
+    (``devices`` a ``jax.sharding.Mesh``) and the other solvers keep their devices: the
+    solver's current split.
+
+    Example:
+        >>> fit_split(model)  # doctest: +SKIP
+        (2, 2)
+    """
+    from jax.sharding import Mesh
+
+    from ..engine.batching import points_mesh
+    from ..engine.bta_partition import choose_split
+
+    solver = model.graph.solver
+    devices = getattr(solver, "devices", None)
+    bs = getattr(solver, "block_structure", None)
+    current = getattr(solver, "split", (1, 1))
+    if devices is None or bs is None or isinstance(devices, Mesh):
+        return current
+    points = points_mesh(devices)
+    if points is None:
+        return 1, 1
+    k = int(points.devices.size)
+    limit, source = device_memory(model)
+    shared = source == "available host memory"
+
+    def memory_of(p: int, t: int) -> float:
+        est = estimate_device_memory(model, p, t)
+        return est.total * (p * t if shared else 1)
+
+    d = int(model.free.size)
+    return choose_split(k, int(bs.n_blocks), batch=_batch_size(model), sequential=MODE_SEARCH_EVALUATIONS * d,
+                        memory_of=memory_of, memory=limit)
+
+
+def estimate_device_memory(model, points_devices: int | None = None, time_partitions: int | None = None,
+                           at_once: int | None = None) -> MemoryEstimate | None:
     """The peak memory per device of ``model``'s fit on ``points_devices`` devices for the
     batches of θ points × ``time_partitions`` devices for the BTA kernels (default: the fit's
     ``control_inla["devices"]``); None for the sparse backend (CHOLMOD runs on the host:
@@ -288,8 +343,10 @@ def estimate_device_memory(model, points_devices: int | None = None, time_partit
 
     Terms (bytes; F the numbers of one factor, :func:`bta_factor_numbers` — n² for the dense
     backend —, F_P a device's share of it over P time partitions, B the points a device runs at
-    once: ⌈K/k⌉ of a batch of K points over k devices vmapped on an accelerator, one per host
-    device on the CPU, adelia's host threads on one CPU device):
+    once: a batch of K points vmapped on an accelerator padded to a compiled program's rows
+    (:func:`adelia.engine.batching.bucket_size`: K ≤ B < 2K on one device, ⌈K/k⌉ ≤ B <
+    2⌈K/k⌉ over k devices), one per host device on the CPU, adelia's host threads on one CPU
+    device):
 
     - ``factor``: 8 B F_P;
     - ``selected inverse``: 8 B F (the marginal variances and the logdet's cotangent; the
@@ -307,7 +364,7 @@ def estimate_device_memory(model, points_devices: int | None = None, time_partit
         >>> estimate_device_memory(model, 1, 1).describe()  # doctest: +SKIP
         'fit memory estimate 3.1 GB (selected inverse 1.2, ...)'
     """
-    from ..engine.batching import on_host
+    from ..engine.batching import bucket_size, on_host
     from ..engine.host_cores import host_workers
 
     g = model.graph
@@ -326,10 +383,16 @@ def estimate_device_memory(model, points_devices: int | None = None, time_partit
     n_pred = n_obs + (int(g.effect_map.n_rows) if getattr(g, "effect_map", None) is not None else 0)
     nnz = int(g.posterior_pattern.nnz)
     K = _batch_size(model)
-    if on_host():
+    if at_once is not None:
+        at_once = max(1, int(at_once))
+    elif on_host():
         at_once = min(host_workers(), K) if k * P == 1 else 1
     else:
-        at_once = -(-K // k)
+        # a vmapped batch is padded to a compiled program's rows (batching.bucket_size: < 2K),
+        # run in chunks of the rows that fit a device when that is fewer (points_at_once)
+        at_once = bucket_size(K) if k == 1 else bucket_size(-(-K // k), 1)
+        if getattr(model, "_points_at_once", None):
+            at_once = min(at_once, int(model._points_at_once))
     if dense:
         P = 1
         full = local = n * n
@@ -345,10 +408,39 @@ def estimate_device_memory(model, points_devices: int | None = None, time_partit
         "points": at_once * _F8 * (3 * n + 2 * n_pred),
         "programs": 1.5 * _F8 * (20 * (n + n_obs) + 4 * nnz),
     }
-    sizes = {"n_latent": n, "batch": K, "points at once": at_once, "devices": k * P, "time partitions": P}
+    sizes = {"n_latent": n, "batch": K, "points at once": at_once, "devices": k * P, "θ-point groups": k,
+             "time partitions": P}
     if bs is not None:
         sizes.update({"blocks": bs.n_blocks, "block size": bs.block_size, "arrow": bs.arrow_size})
     return MemoryEstimate({name: float(v) for name, v in terms.items()}, sizes)
+
+
+def points_at_once(model) -> int | None:
+    """The θ points one accelerator holds at once in a batch (a vmapped program's rows): the
+    most rows B whose per-device estimate (:func:`estimate_device_memory` with B points at
+    once) fits the device's memory (:func:`device_memory`); None when the whole padded batch
+    fits, on the CPU (host threads, one point per thread) and for the sparse backend. At
+    least 1: when one point does not fit either, the memory check names the devices that
+    would (:func:`check_device_memory`). A fit then runs its larger batches (integration
+    design, Hessian stencil) as consecutive chunks of B points
+    (:class:`adelia.engine.batching.VmappedPoints`): one point's factor of a 10⁶-latent
+    space-time model fills a good part of a GPU, and the design's points need not be held
+    together."""
+    from ..engine.batching import on_host, points_mesh
+
+    if on_host() or points_mesh(getattr(model, "_points_devices", None)) is not None:
+        return None  # host threads; a batch sharded over devices: ShardedPoints (not chunked)
+    saved, model._points_at_once = getattr(model, "_points_at_once", None), None
+    try:
+        whole = estimate_device_memory(model)
+    finally:
+        model._points_at_once = saved
+    limit, _ = device_memory(model)
+    if whole is None or limit is None or whole.total <= limit:
+        return None
+    rows = int(whole.sizes["points at once"])
+    per_point = (whole.total - whole.terms["programs"]) / rows
+    return int(max(1, min(rows - 1, (limit - whole.terms["programs"]) // per_point)))
 
 
 def device_memory(model) -> tuple[int | None, str]:
@@ -444,10 +536,12 @@ __all__ = [
     "available_memory",
     "bta_factor_numbers",
     "check_device_memory",
+    "points_at_once",
     "check_fit_memory",
     "device_memory",
     "estimate_device_memory",
     "estimate_fit_memory",
+    "fit_split",
     "parse_bytes",
     "smallest_fitting_devices",
 ]

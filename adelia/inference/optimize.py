@@ -87,13 +87,26 @@ def find_mode(
     max_iter: int = 200,
     max_step: float = 2.0,
     callback: Callable[[int, np.ndarray, float], None] | None = None,
+    frame_min_step: float = 0.001,
 ) -> ModeResult:
     """Maximise f by BFGS with a backtracking (Armijo) line search.
 
     The steps taken are recorded as R-INLA records them for ``control.inla$use.directions``
     (``GMRFLib_gsl_optimize``): ``ModeResult.directions`` is :func:`search_directions` of the
-    accepted steps θ_k − θ_{k−1}. They are this optimiser's steps, not those of R-INLA's GSL
-    ``vector_bfgs3``: the two agree in where they go (the mode) but not step by step.
+    accepted steps θ_k − θ_{k−1} whose root-mean-square length is at least ``frame_min_step``.
+    They are this optimiser's steps, not those of R-INLA's GSL ``vector_bfgs3``: the two agree
+    in where they go (the mode) but not step by step.
+
+    Why the shortest steps are left out of the frame: R-INLA's search stops once its step in θ
+    falls below ``tolerance.x`` (RMS; 0.2 × ``control.inla$tolerance`` = 0.001 by default), so
+    its frame is built from steps of about that length or longer. This search goes on to
+    max|∇f| ≤ ``gtol`` (a more accurate mode), and its last steps can be 10⁻⁶ long. The
+    direction of such a step is set by rounding: θ carries an absolute rounding error of
+    ~10⁻¹², so a step of length ℓ has its direction known to ~10⁻¹²/ℓ, and two computations of
+    the same model that round differently (a BTA factorisation on one device or split over
+    four, another BLAS) would put the Hessian's frame, and through it the integration design
+    and every summary, ~10⁻⁶ apart. Steps of at least ``frame_min_step`` have their directions
+    to ~10⁻⁹, and the frame is the one R-INLA's search would have ended with.
 
     Args:
         value_and_grad: θ -> (f(θ), ∇f(θ)) on the free coordinates; non-finite values are
@@ -102,6 +115,8 @@ def find_mode(
         gtol: stop when max|∇f| ≤ gtol.
         ftol: or when the relative change of f over an iteration is below ftol.
         max_step: largest step length in θ per iteration (protects the inner problem).
+        frame_min_step: shortest step (root-mean-square over θ) recorded in the direction
+            frame (R-INLA's ``tolerance.x``; see above).
 
     Returns:
         A :class:`ModeResult`; ``converged`` says whether a tolerance was met.
@@ -161,7 +176,8 @@ def find_mode(
             I = np.eye(d)
             B = (I - rho * np.outer(s, yk)) @ B @ (I - rho * np.outer(yk, s)) + rho * np.outer(s, s)
         f_old = f
-        if np.any(s != 0):
+        rms = float(np.sqrt(np.mean(s**2)))
+        if rms > 0 and rms >= frame_min_step:
             steps.append(s)
         theta, f, g = trial, f_new, g_new
         trace.append(f)

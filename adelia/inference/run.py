@@ -291,7 +291,9 @@ def run_inla(model, quantiles=(0.025, 0.5, 0.975), verbose: bool = False, progre
         else:
             vg = model.value_and_grad
         prog.start("mode search")
-        mode = find_mode(vg, theta0, callback=lambda it, th, f: prog.update(f"iteration {it}: log π(θ|y) = {f:.4f}"))
+        # R-INLA's tolerance.x = 0.2 × tolerance: the shortest step that enters use.directions' frame
+        mode = find_mode(vg, theta0, callback=lambda it, th, f: prog.update(f"iteration {it}: log π(θ|y) = {f:.4f}"),
+                         frame_min_step=0.2 * float(ci["tolerance"]))
         prog.stop()
     timings["mode"] = time.perf_counter() - t0
     theta_star = mode.theta

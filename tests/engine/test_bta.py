@@ -318,6 +318,16 @@ def test_vmap_over_a_batch_of_matrices(rng):
     assert rel_err(jax.tree_util.tree_map(lambda x: x[1], sel), bta.selected_inverse(mats[1])) <= TOL
 
 
+def test_unrolled_scans_match_dense(rng, monkeypatch):
+    """Scans unrolled by 3 over 7 blocks (a remainder step) give the dense oracle's factor,
+    solve, selected inverse and logdet gradient. The shape is used by no other test, so
+    these programs are traced with the patched unroll (jit caches by shape, not by it)."""
+    monkeypatch.setattr(bta, "_SCAN_UNROLL", 3)
+    q = random_bta(rng, 7, 3, 3)
+    check_forward(q, rng)
+    check_gradients_vs_dense(q, rng)
+
+
 def test_jit_traces_once_per_shape(rng):
     traces = []
 

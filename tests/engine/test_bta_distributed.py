@@ -208,6 +208,7 @@ def test_one_to_four_partitions_equal_bta_on_four_devices():
 FIT_SCRIPT = """
 import warnings
 warnings.simplefilter("ignore")
+from jax.sharding import Mesh
 sys.path.insert(0, {spde!r})
 from test_coregional import simulate
 
@@ -245,7 +246,9 @@ cases = [("demf", compile_demf, fit_demf, None),
 for name, compile, fit, theta in cases:
     if name not in {names}:
         continue
-    one, four = compile(), compile(devices=4)
+    # all four devices on time partitions, as a "time" mesh (devices=4 picks its own split: test_mesh_2d)
+    line = Mesh(np.array(jax.devices()), ("time",))
+    one, four = compile(), compile(devices=line)
     assert one.graph.solver.mesh is None and four.graph.solver.mesh.shape["time"] == 4, four.graph.solver
     theta = one.theta0 if theta is None else theta
     thetas = theta + np.linspace(-0.3, 0.3, 3)[:, None]
@@ -253,7 +256,7 @@ for name, compile, fit, theta in cases:
                                    relative(one.grad_batch(thetas), four.grad_batch(thetas))))
     if {fits}:
         for suffix, ci in (("", {{}}), ("_axes", {{"use.directions": False}})):
-            fits = [fit(**ci), fit(devices=4, **ci)]
+            fits = [fit(**ci), fit(devices=line, **ci)]
             worst = max(relative(*(r[table] for r in fits)) for table in
                         ["summary.fixed", "summary.hyperpar", "internal.summary.hyperpar", "mlik"])
             for key in fits[0].summary_random:
@@ -267,7 +270,7 @@ for name, compile, fit, theta in cases:
 def run_fit_script(names, fits: bool) -> dict:
     here = os.path.dirname(os.path.abspath(__file__))
     spde = os.path.join(os.path.dirname(here), "spde")
-    out = run_on_four_devices("import sys\n" + FIT_SCRIPT.format(spde=spde, fits=fits, names=names), timeout=900)
+    out = run_on_four_devices("import sys\n" + FIT_SCRIPT.format(spde=spde, fits=fits, names=names), timeout=2400)
     return {line.split()[0]: float(line.split()[1]) for line in out.splitlines() if line.strip()}
 
 
@@ -283,20 +286,21 @@ def test_bta_solver_objective_on_four_time_partitions_equals_one_device():
 @pytest.mark.slow
 def test_bta_fits_on_four_time_partitions_equal_one_device():
     """Whole fits (DEMF space-time; 2-variate coregional, 9 θ) with control_inla={"solver":
-    "bta", "devices": 4} against the devices=1 fits: the mode (θ and x) to 1e-9; every summary
-    table and mlik to 1e-8 with the Hessian along the axes (use.directions=FALSE), to 1e-5 with
-    R-INLA's default Hessian along the mode search's last steps (relative to each column's scale).
+    "bta", "devices": <4 devices on the "time" axis>} against the devices=1 fits: the mode (θ
+    and x) to 1e-9; every summary table and mlik to 1e-8 (relative to each column's scale), with
+    R-INLA's default Hessian along the mode search's directions and along the axes
+    (use.directions=FALSE).
 
-    Why the default is looser: the two factorisations round differently (objective and gradient
-    agree to ~1e-12, the mode to ~1e-12), and the last BFGS steps before convergence are tiny, so
-    their directions — the frame of the finite-difference Hessian (use.directions) — carry that
-    rounding at ~1e-7 (coregional Hessian 1.6e-7, design points 5e-7, tables 2.5e-6 in the kld
-    column and ≤ 5e-8 in the others). Along the axes the Hessian agrees to 4e-12 and every table
-    to 4e-11 (kld 1e-9). DEMF: 9.8e-9 with the default."""
+    The default needed one change to get there: the two factorisations round differently
+    (objective and gradient agree to ~1e-12), and the mode search's last polishing steps are
+    ~1e-6 long, so their directions carried that rounding at ~1e-6 into the Hessian's frame
+    (tables 2.5e-6 apart). Steps shorter than R-INLA's tolerance.x (0.001) stay out of the
+    frame now (optimize.find_mode): coregional tables 3.7e-9, mode 2.7e-11 (measured on 4 host
+    devices)."""
     errs = run_fit_script(["demf", "coregional"], fits=True)
     names = {f"{m}_{k}{s}" for m in ("demf", "coregional") for k in ("objective", "fit", "mode") for s in ("", "_axes")}
     names -= {"demf_objective_axes", "coregional_objective_axes"}
     assert set(errs) == names, errs
     for m in ("demf", "coregional"):
         assert errs[f"{m}_objective"] <= TOL and errs[f"{m}_mode"] <= 1e-9 and errs[f"{m}_mode_axes"] <= 1e-9, errs
-        assert errs[f"{m}_fit_axes"] <= 1e-8 and errs[f"{m}_fit"] <= 1e-5, errs
+        assert errs[f"{m}_fit_axes"] <= 1e-8 and errs[f"{m}_fit"] <= 1e-8, errs

@@ -85,6 +85,26 @@ def test_host_callbacks_are_never_shared_between_different_functions():
     assert anchors1  # the callback is kept alive with the key
 
 
+def test_constants_of_an_inner_jit_are_keyed_by_value():
+    # an inner jax.jit closing over a NumPy index map (as BTASolver's methods do) keeps the map
+    # as a constant of its sub-jaxpr, a new object at every trace: two models with equal maps
+    # share one program, different maps do not
+    def model(index: np.ndarray):
+        inner = jax.jit(lambda v: v[index] * 3.0)
+        return hj.hoisted_jit(lambda x: jnp.sum(inner(x) ** 2))
+
+    x = np.linspace(0.0, 1.0, 6) + 0.123  # values no other test uses
+    first, same, other = model(np.array([5, 1, 2])), model(np.array([5, 1, 2])), model(np.array([0, 1, 2]))
+    assert float(first(x)) == pytest.approx(9.0 * np.sum(x[[5, 1, 2]] ** 2), rel=1e-14)
+    assert _backend_compiles(lambda: same(x)) == 0
+    assert float(same(x)) == float(first(x))
+    assert float(other(x)) == pytest.approx(9.0 * np.sum(x[[0, 1, 2]] ** 2), rel=1e-14)
+    (p1, _, _), = first._programs.values()
+    (p2, _, _), = same._programs.values()
+    (p3, _, _), = other._programs.values()
+    assert p1 is p2 and p1 is not p3
+
+
 def test_weak_types_are_part_of_the_key():
     data = np.ones(3)
     f = _weighted_sum(data, 1.0)

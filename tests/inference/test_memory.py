@@ -186,6 +186,35 @@ def test_device_estimate_terms_follow_the_structure(spacetime):
     assert memory.estimate_device_memory(_spacetime(solver="sparse")) is None
 
 
+def test_an_accelerator_that_holds_few_points_runs_its_batches_in_chunks(monkeypatch):
+    """On an accelerator (the vmapped path, forced here on the CPU) whose stated memory holds
+    the programs' data and 3 points but not the padded batch: points_at_once = 3, the estimate
+    counts 3 points at once (it fits; 4 would not), the batches run in chunks of 3 and their
+    gradients equal the one-point evaluations."""
+    from adelia.engine import batching
+
+    monkeypatch.setattr(batching, "on_host", lambda: False)
+    monkeypatch.setattr(batching, "_VMAPPED_ON_HOST", True)
+    probe = _spacetime()
+    whole = memory.estimate_device_memory(probe)
+    rows = whole.sizes["points at once"]
+    assert rows >= 16  # the Hessian stencil's 2d² = 32 points, padded
+    per_point = (whole.total - whole.terms["programs"]) / rows
+    limit = int(whole.terms["programs"] + 3.5 * per_point)
+    model = _spacetime(**{"device.memory": limit})
+    assert memory.points_at_once(model) == 3 and model._points_at_once == 3
+    est = memory.estimate_device_memory(model)
+    assert est.sizes["points at once"] == 3 and est.total <= limit
+    assert memory.estimate_device_memory(model, at_once=4).total > limit
+    assert model._vg_batch.max_rows == 3
+    thetas = model.theta0 + np.linspace(-0.2, 0.2, 7)[:, None]
+    got = model.grad_batch(thetas)
+    for i, theta in enumerate(thetas):
+        np.testing.assert_allclose(got[i], model.grad_batch(theta[None])[0], rtol=1e-10, atol=1e-12)
+    # memory for the whole padded batch: no chunks
+    assert memory.points_at_once(_spacetime(**{"device.memory": "1TB"})) is None
+
+
 def test_a_fit_too_large_for_the_stated_device_memory_names_the_devices_that_would_fit(monkeypatch):
     """device.memory between what 2 devices and 1 device need: DeviceMemoryError (a MemoryError)
     before any numeric work, naming the estimate, the stated memory and devices=2."""
