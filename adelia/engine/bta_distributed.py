@@ -50,6 +50,19 @@ are through their scans). All kernels are jit-compatible: the collectives run in
 arrays (a :class:`BTAMatrix`, vectors in BTA order); only the factor
 (:class:`DistributedBTACholesky`) holds arrays sharded over the axis.
 
+Two entry points. The kernels on a :class:`BTAMatrix` (``logdet``, ``solve``, …) take the
+blocks replicated, as every device would hold all n_b blocks (and, in reverse mode, the
+whole Q̄) unless XLA happens to partition the program around them. The kernels on the
+values of a sparse pattern (``logdet_values``, ``solve_values``, ``logdet_and_solve_values``,
+``selected_inverse_values``, ``sample_values``; what :class:`adelia.engine.bta_solver.
+BTASolver` uses on a mesh) take the replicated values (nnz numbers, a few per row where the
+blocks hold b² per block row) and a :class:`PatternScatter` (host-side index maps, cut per
+partition on the host): inside the shard_map each device scatters only its own m blocks;
+in reverse mode each device forms Q̄ = ḡ·Σ − r̄xᵀ on its own blocks (its local selected
+inverse; Σ never leaves the device) and reads its entries out, and one ``psum`` of nnz
+numbers joins the values' cotangent. Per-device memory then falls with P (measured with
+XLA's memory analysis: tests/engine/test_bta_sharded_assembly.py).
+
 Example:
     >>> import jax, jax.numpy as jnp, numpy as np
     >>> from jax.sharding import Mesh
@@ -467,7 +480,11 @@ def _interior_takahashi(l_int, g_int, col_last, sigma_ext, b):
     (``bta._takahashi_step``, the body of ``bta.selected_inverse_from_factor``, with
     M_i ≠ 0 at the last interior block): P_i = S_{i+1} G_i,
     [Σ_{i+1,i}; Σ_{t,i}; Σ_{a,i}] = −P_i L_i⁻¹, Σ_ii = L_i⁻ᵀ (I + G_iᵀ P_i) L_i⁻¹, where
-    S_{i+1} = [[Σ_{i+1,i+1}, Σ_{x,i+1}ᵀ], [Σ_{x,i+1}, Σ_xx]] on (block i+1, x = [t; arrow])."""
+    S_{i+1} = [[Σ_{i+1,i+1}, Σ_{x,i+1}ᵀ], [Σ_{x,i+1}, Σ_xx]] on (block i+1, x = [t; arrow]).
+
+    Returns Σ_ii, Σ_{i+1,i} and Σ_{a,i} stacked over i = 1..m−2, and Σ_{t,1} (b, b). The fill
+    Σ_{t,i} is needed only at i = 1 (it is Σ(0, 1)): read from the last carry S_1 instead of
+    stacked, which keeps b² numbers per block off the device's memory."""
     below = col_last[b:]
     s_last = jnp.concatenate(
         [jnp.concatenate([col_last[:b], below.T], axis=1), jnp.concatenate([below, sigma_ext], axis=1)], axis=0
@@ -476,9 +493,10 @@ def _interior_takahashi(l_int, g_int, col_last, sigma_ext, b):
     def step(s_next, xs):
         l_i, g_i = xs
         s_i, s_ii, off = bta._takahashi_step(s_next, l_i, g_i)
-        return s_i, (s_ii, off)
+        return s_i, (s_ii, off[:b], off[2 * b :])
 
-    return lax.scan(step, s_last, (l_int, g_int), reverse=True, unroll=bta._SCAN_UNROLL)[1]
+    s_1, (s_int, off_next, off_arrow) = lax.scan(step, s_last, (l_int, g_int), reverse=True, unroll=bta._SCAN_UNROLL)
+    return s_int, off_next, off_arrow, s_1[b : 2 * b, :b]
 
 
 def _local_selected_inverse(l_int, g_int, reduced, axis, b, m):
@@ -493,13 +511,13 @@ def _local_selected_inverse(l_int, g_int, reduced, axis, b, m):
     last_first, seam = _local_boundary(seams, p)  # Σ(e_p, t_p), Σ(t_{p+1}, e_p)
     sigma_ext = jnp.block([[s_first, a_first.T], [a_first, s_red.tip]])
     col_last = jnp.concatenate([s_last, last_first.T, a_last])
-    s_int, off = _interior_takahashi(l_int, g_int, col_last, sigma_ext, b)
+    s_int, off_next, off_arrow, sigma_t1 = _interior_takahashi(l_int, g_int, col_last, sigma_ext, b)
     diag = jnp.concatenate([s_first[None], s_int, s_last[None]])
     if m > 2:  # Σ(1, 0) = Σ(t, 1)ᵀ, then Σ(i+1, i) for i = 1..m−2
-        lower = jnp.concatenate([off[:1, b : 2 * b].swapaxes(1, 2), off[:, :b], seam[None]])
+        lower = jnp.concatenate([sigma_t1.T[None], off_next, seam[None]])
     else:
         lower = jnp.stack([last_first, seam])
-    arrow = jnp.concatenate([a_first[None], off[:, 2 * b :], a_last[None]])
+    arrow = jnp.concatenate([a_first[None], off_arrow, a_last[None]])
     return diag, lower, arrow, s_red.tip
 
 
@@ -771,23 +789,26 @@ def _assemble_local(values, m, b, a, diag_src, diag_flat, lower_src, lower_flat,
     ext = jnp.concatenate([values, jnp.zeros(1, values.dtype)])  # the padding maps read ext[nnz] = 0
 
     def fill(size, src, flat):
-        # distinct positions but the dropped slot `size` (where padding entries add zeros)
-        return jnp.zeros(size + 1, values.dtype).at[flat[0]].add(ext[src[0]])
+        # distinct positions but the out-of-range `size` of the padding entries (dropped)
+        if not size:
+            return jnp.zeros(0, values.dtype)
+        return jnp.zeros(size, values.dtype).at[flat[0]].add(ext[src[0]], mode="drop")
 
-    diag = fill(m * b * b, diag_src, diag_flat).at[unit[0]].add(1.0)
+    diag = fill(m * b * b, diag_src, diag_flat).at[unit[0]].add(1.0, mode="drop")
     lower = fill(m * b * b, lower_src, lower_flat)
     arrow = fill(m * a * b, arrow_src, arrow_flat)
-    return diag[:-1].reshape(m, b, b), lower[:-1].reshape(m, b, b), arrow[:-1].reshape(m, a, b)
+    return diag.reshape(m, b, b), lower.reshape(m, b, b), arrow.reshape(m, a, b)
 
 
 def _read_local(nnz, blocks_and_maps):
     """Inside the shard_map: Σ_k block_flat[flat[k]] added at src[k], (nnz,) on this
     partition's entries (zero elsewhere; a ``psum`` over the axis completes it)."""
-    out = None
+    out = jnp.zeros(nnz, blocks_and_maps[0][0].dtype)
     for block, src, flat in blocks_and_maps:
-        ext = jnp.concatenate([block.reshape(-1), jnp.zeros(1, block.dtype)])
-        out = (jnp.zeros(nnz + 1, block.dtype) if out is None else out).at[src[0]].add(ext[flat[0]])
-    return out[:nnz]
+        if block.size:  # (no arrow: its maps hold padding entries only)
+            entries = block.reshape(-1).at[flat[0]].get(mode="fill", fill_value=0)  # padding entries read 0
+            out = out.at[src[0]].add(entries, mode="drop")
+    return out
 
 
 def _cholesky_values(values, scatter: PatternScatter, layout: _Layout, maps: _PartitionMaps):

@@ -237,10 +237,11 @@ def bta_factor_numbers(n_blocks: int, block_size: int, arrow_size: int, partitio
         n_b (b² + b² + a b) + a²;
 
     with the time blocks split over P devices (:mod:`adelia.engine.bta_distributed`) a device
-    holds its partition, ⌈n_b/P⌉ blocks, two boundary blocks' fill, and the reduced system of
-    the 2P boundary blocks gathered on every device:
+    holds its m = ⌈n_b/P⌉ − 2 interior blocks, each with its fill block towards the partition's
+    first block (a (2b + a) × b panel and L_i), and the reduced system of the 2P boundary
+    blocks factorised on every device:
 
-        (⌈n_b/P⌉ + 2)(2b² + a b) + a²  +  2P (2b² + a b) + a².
+        (m − 2)(3b² + a b)  +  2P (2b² + a b) + a².
 
     Example:
         >>> bta_factor_numbers(10, 3, 1)
@@ -250,7 +251,27 @@ def bta_factor_numbers(n_blocks: int, block_size: int, arrow_size: int, partitio
     per_block = 2 * b * b + a * b
     if P == 1:
         return n_b * per_block + a * a
-    return (-(-n_b // P) + 2) * per_block + a * a + 2 * P * per_block + a * a
+    m = -(-n_b // P)
+    return max(m - 2, 0) * (3 * b * b + a * b) + 2 * P * per_block + a * a
+
+
+def bta_partition_numbers(n_blocks: int, block_size: int, arrow_size: int, partitions: int) -> tuple[int, int]:
+    """(Q_c's blocks, its selected inverse): float64 numbers one device holds over P time
+    partitions. Each device assembles only its m = ⌈n_b/P⌉ blocks from Q_c's values
+    (:func:`adelia.engine.bta_distributed.logdet_and_solve_values`), m (2b² + a b) + a², and
+    keeps the selected inverse of its blocks plus the reduced system's, m (2b² + a b) + a² +
+    2P (2b² + a b); on one device both are the whole n_b (2b² + a b) + a².
+
+    Example:
+        >>> bta_partition_numbers(10, 3, 1, 1) == (211, 211)
+        True
+    """
+    n_b, b, a, P = int(n_blocks), int(block_size), int(arrow_size), max(1, int(partitions))
+    per_block = 2 * b * b + a * b
+    if P == 1:
+        return (n_b * per_block + a * a,) * 2
+    own = -(-n_b // P) * per_block + a * a
+    return own, own + 2 * P * per_block
 
 
 def _batch_size(model) -> int:
@@ -349,9 +370,11 @@ def estimate_device_memory(model, points_devices: int | None = None, time_partit
     device):
 
     - ``factor``: 8 B F_P;
-    - ``selected inverse``: 8 B F (the marginal variances and the logdet's cotangent; the
-      distributed kernels return it replicated, as they take Q_c's values);
-    - ``precision``: 8 B F, Q_c's values in the block layout (and so its cotangent's);
+    - ``selected inverse``: 8 B Σ_P (the marginal variances and the logdet's cotangent; over P
+      time partitions a device keeps its blocks' and the reduced system's,
+      :func:`bta_partition_numbers`, and returns Σ on Q_c's pattern only);
+    - ``precision``: 8 B Q_P, Q_c's blocks (and so its cotangent's): a device assembles only
+      its partition's from Q_c's values (:func:`bta_partition_numbers`);
     - ``workspace``: 8 B · 16 (n + n_obs), the vectors of a Newton iteration and its gradient;
     - ``points``: 8 B (3n + 2 n_pred), a point's mode, mean, variances and predictor moments;
     - ``programs``: the data the compiled programs receive, replicated on every device (as in
@@ -398,12 +421,14 @@ def estimate_device_memory(model, points_devices: int | None = None, time_partit
         full = local = n * n
     else:
         P = max(1, min(P, bs.n_blocks // 2))  # n_b < 2P: fewer partitions (bta_distributed)
-        full = bta_factor_numbers(bs.n_blocks, bs.block_size, bs.arrow_size)
         local = bta_factor_numbers(bs.n_blocks, bs.block_size, bs.arrow_size, P)
+        own, sigma = bta_partition_numbers(bs.n_blocks, bs.block_size, bs.arrow_size, P)
+    if dense:
+        own = sigma = full
     terms = {
         "factor": at_once * _F8 * local,
-        "selected inverse": at_once * _F8 * full,
-        "precision": at_once * _F8 * full,
+        "selected inverse": at_once * _F8 * sigma,
+        "precision": at_once * _F8 * own,
         "workspace": at_once * _F8 * 16 * (n + n_obs),
         "points": at_once * _F8 * (3 * n + 2 * n_pred),
         "programs": 1.5 * _F8 * (20 * (n + n_obs) + 4 * nnz),

@@ -168,7 +168,10 @@ def test_bta_factor_numbers_count_the_kernels_arrays(spacetime):
     want = memory.bta_factor_numbers(n_b, b, a)
     assert numbers(jax.eval_shape(bta.cholesky, Q)) == want - b * b
     assert numbers(jax.eval_shape(bta.selected_inverse, Q)) == want - b * b
-    assert memory.bta_factor_numbers(n_b, b, a, 2) == (2 + 2) * (2 * b * b + a * b) + 1 + 4 * (2 * b * b + a * b) + 1
+    # P = 2 partitions of 2 blocks: no interior, only the reduced system of 4 boundary blocks
+    assert memory.bta_factor_numbers(n_b, b, a, 2) == 4 * (2 * b * b + a * b) + 1
+    # 3 blocks per partition (n_b = 12, P = 4): one interior block each, with its fill block
+    assert memory.bta_factor_numbers(12, b, a, 4) == (3 * b * b + a * b) + 8 * (2 * b * b + a * b) + 1
     assert memory.bta_factor_numbers(100, b, a, 4) < memory.bta_factor_numbers(100, b, a) / 2
 
 
@@ -181,7 +184,10 @@ def test_device_estimate_terms_follow_the_structure(spacetime):
     assert est.sizes["batch"] >= 9  # d = 4: a CCD design or the Hessian stencil (2d² = 32)
     split = memory.estimate_device_memory(spacetime, 1, 2)
     assert split.terms["factor"] == 8 * memory.bta_factor_numbers(bs.n_blocks, bs.block_size, bs.arrow_size, 2)
-    assert split.terms["selected inverse"] == 8 * F  # returned replicated by the distributed kernels
+    # a device assembles its 2 of the 4 blocks, and keeps Σ on them and on the reduced system's 4
+    per_block = 2 * bs.block_size**2 + bs.arrow_size * bs.block_size
+    assert split.terms["precision"] == 8 * (2 * per_block + bs.arrow_size**2)
+    assert split.terms["selected inverse"] == 8 * (2 * per_block + bs.arrow_size**2 + 4 * per_block)
     # the sparse backend's kernels run on the host: no device estimate
     assert memory.estimate_device_memory(_spacetime(solver="sparse")) is None
 
