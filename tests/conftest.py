@@ -32,6 +32,29 @@ def reference_case_params(cases, affected=lambda case: True) -> list:
             if c in MISSING_FEATURE and affected(c) else c for c in cases]
 
 
+def backend_compiles(fn) -> int:
+    """Number of XLA compilations (or persistent-cache loads) while running ``fn`` (JAX's
+    monitoring events)."""
+    import threading
+
+    import jax
+
+    events: list[str] = []
+    lock = threading.Lock()
+
+    def listener(event: str, duration: float, **kw) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            with lock:
+                events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        fn()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    return len(events)
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared, skipping the test with a clear reason when it is absent."""
     p = SHARED.joinpath(*parts)

@@ -56,18 +56,16 @@ the whole batch.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp  # noqa: F401 (the examples)
 import numpy as np
-from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..errors import ControlError
-from .hoisted_jit import hoisted_jit, program_fingerprint
+from .hoisted_jit import hoisted_jit, shared_program
 from .host_cores import host_workers, points_in_parallel
 from .multihost import gathered, is_multi_process, run_devices
 
@@ -306,34 +304,6 @@ class VmappedPoints:
 # several devices: the batch sharded over the "points" axis
 # ------------------------------------------------------------------------------------------
 
-MAX_SHARED_PROGRAMS = 64
-_sharded_programs: OrderedDict = OrderedDict()  # (fingerprint, mesh devices) -> (jitted program, anchors)
-_sharded_lock = threading.Lock()
-
-
-def _shared_sharded_program(closed: ClosedJaxpr, out_tree, mesh: Mesh):
-    """The process-wide compiled program for a traced sharded batch (as hoisted_jit's shared
-    programs: keyed by :func:`adelia.engine.hoisted_jit.program_fingerprint`). The jaxpr's
-    text names the mesh's shape, not its devices, so they are part of the key."""
-    key, anchors = program_fingerprint(closed, out_tree)
-    key = (key, tuple(mesh.axis_names), tuple(d.id for d in mesh.devices.flat))
-    with _sharded_lock:
-        hit = _sharded_programs.get(key)
-        if hit is not None:
-            _sharded_programs.move_to_end(key)
-            return hit[0]
-        jaxpr = closed.jaxpr
-
-        def run(consts, thetas, leaves):
-            return jaxpr_as_fun(ClosedJaxpr(jaxpr, consts))(thetas, *leaves)
-
-        program = jax.jit(run)
-        _sharded_programs[key] = (program, anchors)
-        if len(_sharded_programs) > MAX_SHARED_PROGRAMS:
-            _sharded_programs.popitem(last=False)
-        return program
-
-
 class ShardedPoints:
     """``single(theta, *shared)`` over a batch of θ sharded over the ``"points"`` axis of
     ``mesh`` (module docstring; any other axis, e.g. a BTA solver's ``"time"``, is left to
@@ -406,7 +376,9 @@ class ShardedPoints:
             # come out as the jaxpr's consts and are passed as replicated arguments
             closed = jax.make_jaxpr(sharded)(thetas, list(shared_leaves))
             consts = [self._replicated(c) for c in closed.consts]
-            program = _shared_sharded_program(closed, out_tree[0], self.mesh)
+            # shared by fingerprint; the jaxpr's text names the mesh's shape, not its devices
+            program = shared_program(closed, out_tree[0], (tuple(self.mesh.axis_names),
+                                                          tuple(d.id for d in self.mesh.devices.flat)))
             hit = self._programs[key] = (program, consts, out_tree[0])
             return hit
 
@@ -422,7 +394,7 @@ class ShardedPoints:
         replicated = NamedSharding(self.mesh, PartitionSpec())
         leaves = [jax.device_put(x, replicated) for x in leaves]
         batch = jax.device_put(padded, NamedSharding(self.mesh, PartitionSpec(POINTS_AXIS)))
-        out = program(consts, batch, leaves)
+        out = program(consts, [batch, *leaves])
         return jax.tree.unflatten(out_tree, [np.asarray(x)[:n] for x in out])
 
 

@@ -124,9 +124,13 @@ def program_fingerprint(closed: ClosedJaxpr, out_tree) -> tuple[tuple, list]:
     return key, opaque
 
 
-def _shared_program(closed: ClosedJaxpr, out_tree):
-    """The process-wide compiled program for ``closed`` (made on first request)."""
+def shared_program(closed: ClosedJaxpr, out_tree, extra_key: tuple = ()):
+    """The process-wide compiled program for ``closed`` (made on first request), called as
+    ``program(consts, flat_args)``; keyed by :func:`program_fingerprint` and ``extra_key``
+    (e.g. the devices of a mesh, which the jaxpr's text names only by shape). The least
+    recently used of more than :data:`MAX_SHARED_PROGRAMS` are dropped."""
     key, anchors = program_fingerprint(closed, out_tree)
+    key = (key, extra_key)
     with _shared_lock:
         hit = _shared_programs.get(key)
         if hit is not None:
@@ -179,7 +183,7 @@ class HoistedJit:
                     closed, out_shape = jax.make_jaxpr(self.fun, return_shape=True)(*args)
                 out_tree = jax.tree.structure(out_shape)
                 consts = [self._device_const(c) for c in closed.consts]
-                prog = (_shared_program(closed, out_tree), consts, out_tree)
+                prog = (shared_program(closed, out_tree), consts, out_tree)
                 self._programs[key] = prog
             return prog
 

@@ -3,8 +3,6 @@ padded batches, give the same numbers as one point at a time."""
 
 from __future__ import annotations
 
-import threading
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +13,7 @@ from adelia.engine import batching
 from adelia.engine.batching import VmappedPoints, bucket_size, host_workers, map_points, threaded_points
 from adelia.engine.hoisted_jit import hoisted_jit
 from adelia.inference.optimize import hessian_from_values
+from conftest import backend_compiles
 
 
 def test_threaded_points_equal_a_loop_and_a_vmap():
@@ -57,23 +56,6 @@ def test_log_posterior_batch_equals_single_evaluations(n_groups):
 # Oracle: the single-point program at each row (every row of the vmapped program is that
 # computation, so padding the batch must change nothing), and JAX's monitoring events for
 # the programs compiled (one event per XLA compilation or persistent-cache load).
-
-
-def _backend_compiles(fn) -> int:
-    events: list[str] = []
-    lock = threading.Lock()
-
-    def listener(event: str, duration: float, **kw) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            with lock:
-                events.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        fn()
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-    return len(events)
 
 
 @pytest.fixture
@@ -142,7 +124,7 @@ def test_a_hessian_and_a_skewness_batch_share_one_program(vmapped_on_host):
     rng = np.random.default_rng(2)
     thetas = rng.normal(size=(n_hessian, d))
     assert run(thetas, 0.0)[0].shape == (n_hessian,)
-    assert _backend_compiles(lambda: run(thetas[:n_skewness] + 0.1, 0.0)) == 0
+    assert backend_compiles(lambda: run(thetas[:n_skewness] + 0.1, 0.0)) == 0
     assert run.batched._cache_size() == 1
     # a much smaller batch pads to its own bucket instead (at most 4 times its rows)
     assert run(thetas[:3], 0.0)[0].shape == (3,)
@@ -156,7 +138,7 @@ def test_same_model_structure_on_new_data_compiles_no_new_batch_program(vmapped_
     first(thetas, 0.5)
     data = rng.uniform(1.0, 2.0, 5)
     second = map_points(_single_point(data), 1, {})  # a second model: its own data and pool
-    assert _backend_compiles(lambda: second(thetas, 0.5)) == 0
+    assert backend_compiles(lambda: second(thetas, 0.5)) == 0
     np.testing.assert_allclose(second(thetas, 0.5)[0], [float(_single_point(data)(t, 0.5)[0]) for t in thetas], rtol=1e-12)
 
 

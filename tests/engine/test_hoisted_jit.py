@@ -15,28 +15,11 @@ import numpy as np
 import pytest
 
 from adelia.engine import hoisted_jit as hj
+from conftest import backend_compiles
 
 
 def _weighted_sum(data: np.ndarray, scale):
     return hj.hoisted_jit(lambda x: scale * jnp.sum(jnp.asarray(data) * jnp.sin(x)))
-
-
-def _backend_compiles(fn) -> int:
-    """Number of XLA compilations (or persistent-cache loads) while running ``fn``."""
-    events: list[str] = []
-    lock = threading.Lock()
-
-    def listener(event: str, duration: float, **kw) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            with lock:
-                events.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        fn()
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-    return len(events)
 
 
 def test_same_structure_shares_one_program_with_each_functions_own_data():
@@ -45,7 +28,7 @@ def test_same_structure_shares_one_program_with_each_functions_own_data():
     x = rng.normal(size=7)
     fa, fb = _weighted_sum(a, 2.0), _weighted_sum(b, 2.0)
     assert float(fa(x)) == pytest.approx(2.0 * np.sum(a * np.sin(x)), rel=1e-13)
-    assert _backend_compiles(lambda: fb(x)) == 0  # the program compiled for fa
+    assert backend_compiles(lambda: fb(x)) == 0  # the program compiled for fa
     assert float(fb(x)) == pytest.approx(2.0 * np.sum(b * np.sin(x)), rel=1e-13)
     (prog_a, _, _), = fa._programs.values()
     (prog_b, _, _), = fb._programs.values()
@@ -96,7 +79,7 @@ def test_constants_of_an_inner_jit_are_keyed_by_value():
     x = np.linspace(0.0, 1.0, 6) + 0.123  # values no other test uses
     first, same, other = model(np.array([5, 1, 2])), model(np.array([5, 1, 2])), model(np.array([0, 1, 2]))
     assert float(first(x)) == pytest.approx(9.0 * np.sum(x[[5, 1, 2]] ** 2), rel=1e-14)
-    assert _backend_compiles(lambda: same(x)) == 0
+    assert backend_compiles(lambda: same(x)) == 0
     assert float(same(x)) == float(first(x))
     assert float(other(x)) == pytest.approx(9.0 * np.sum(x[[0, 1, 2]] ** 2), rel=1e-14)
     (p1, _, _), = first._programs.values()
@@ -123,7 +106,7 @@ def test_precompile_compiles_once_and_the_call_runs_it():
     thread = threading.Thread(target=f.precompile, args=(x,))
     thread.start()
     thread.join()
-    assert _backend_compiles(lambda: f(x)) == 0
+    assert backend_compiles(lambda: f(x)) == 0
     np.testing.assert_allclose(np.asarray(f(x)), np.cumsum(data * x) / 7.5, rtol=1e-14)
 
 
