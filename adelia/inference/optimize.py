@@ -106,7 +106,7 @@ def find_mode(
     the same model that round differently (a BTA factorisation on one device or split over
     four, another BLAS) would put the Hessian's frame, and through it the integration design
     and every summary, ~10⁻⁶ apart. Steps of at least ``frame_min_step`` have their directions
-    to ~10⁻⁹, and the frame is the one R-INLA's search would have ended with.
+    to ~10⁻⁹, and the frame, like R-INLA's, is made of steps of at least ``tolerance.x``.
 
     Args:
         value_and_grad: θ -> (f(θ), ∇f(θ)) on the free coordinates; non-finite values are
