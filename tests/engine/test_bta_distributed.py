@@ -205,12 +205,12 @@ def test_one_to_four_partitions_equal_bta_on_four_devices():
 
 # --- the BTA solver with control_inla={"solver": "bta", "devices": 4} -------------------------------
 
-FIT_SCRIPT = """
+# a DEMF space-time model (compile, fit as functions of control_inla's other keys) and the
+# table comparison, for the 4-device scripts here and in test_mesh_2d
+DEMF_PROBLEM = """
 import warnings
 warnings.simplefilter("ignore")
 from jax.sharding import Mesh
-sys.path.insert(0, {spde!r})
-from test_coregional import simulate
 
 def demf_problem(n_times, n_per_time, seed):
     rng = np.random.default_rng(seed)
@@ -221,13 +221,13 @@ def demf_problem(n_times, n_per_time, seed):
     t = np.repeat(np.arange(1, n_times + 1), n_per_time)
     A = adelia.spde.make_A(mesh, loc, group=t, n_group=n_times)
     y = 1.0 + A @ (0.5 * rng.standard_normal(mesh.n * n_times)) + 0.2 * rng.standard_normal(t.size)
-    stk = adelia.spde.stack(data={{"y": y}}, A=[A, 1], effects=[{{"st": np.arange(1, mesh.n * n_times + 1)}},
-                            {{"b0": np.ones(y.size)}}], tag="est")
-    kw = dict(data=adelia.spde.stack_data(stk), control_predictor={{"A": adelia.spde.stack_A(stk)}},
-              context={{"demf": st}}, family="gaussian")
-    compile = lambda **ci: adelia.compile("y ~ 0 + b0 + f(st, model=demf)", control_inla=dict(solver="bta", **ci), **kw)
-    fit = lambda **ci: adelia.inla("y ~ 0 + b0 + f(st, model=demf)", control_inla=dict(solver="bta", **ci), **kw)
-    return compile, fit
+    stk = adelia.spde.stack(data={"y": y}, A=[A, 1], effects=[{"st": np.arange(1, mesh.n * n_times + 1)},
+                            {"b0": np.ones(y.size)}], tag="est")
+    kw = dict(data=adelia.spde.stack_data(stk), control_predictor={"A": adelia.spde.stack_A(stk)},
+              context={"demf": st}, family="gaussian")
+    formula = "y ~ 0 + b0 + f(st, model=demf)"
+    return (lambda **ci: adelia.compile(formula, control_inla=dict(solver="bta", **ci), **kw),
+            lambda **ci: adelia.inla(formula, control_inla=dict(solver="bta", **ci), **kw))
 
 def relative(a, b):
     # max |a - b| relative to each column's scale max |a| (a near-zero entry, e.g. the median
@@ -236,6 +236,12 @@ def relative(a, b):
     a, b = (x.reshape(x.shape[0], -1) if x.ndim else x.reshape(1, 1) for x in (a, b))
     scale = np.maximum(np.max(np.abs(a), axis=0), 1e-300)
     return float(np.max(np.abs(a - b) / scale))
+
+"""
+
+FIT_SCRIPT = """
+sys.path.insert(0, {spde!r})
+from test_coregional import simulate
 
 # 12 time blocks on 4 devices: 3 blocks per partition (one interior block each)
 compile_demf, fit_demf = demf_problem(12, 10, 7)
@@ -270,7 +276,8 @@ for name, compile, fit, theta in cases:
 def run_fit_script(names, fits: bool) -> dict:
     here = os.path.dirname(os.path.abspath(__file__))
     spde = os.path.join(os.path.dirname(here), "spde")
-    out = run_on_four_devices("import sys\n" + FIT_SCRIPT.format(spde=spde, fits=fits, names=names), timeout=2400)
+    script = "import sys\n" + DEMF_PROBLEM + FIT_SCRIPT.format(spde=spde, fits=fits, names=names)
+    out = run_on_four_devices(script, timeout=2400)
     return {line.split()[0]: float(line.split()[1]) for line in out.splitlines() if line.strip()}
 
 

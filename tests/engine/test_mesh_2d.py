@@ -16,40 +16,13 @@ import numpy as np
 import pytest
 
 from adelia.engine.bta_partition import choose_split, evaluation_steps, split_mesh
+from test_bta_distributed import DEMF_PROBLEM
 from test_devices import run_on_four_devices
 
 TOL = 1e-10
 
-# a DEMF space-time model of 12 time blocks (as in test_bta_distributed.FIT_SCRIPT)
-DEMF = """
-import warnings
-warnings.simplefilter("ignore")
-from jax.sharding import Mesh
-
-def demf_problem(n_times, n_per_time, seed):
-    rng = np.random.default_rng(seed)
-    mesh = adelia.spde.mesh_2d(rng.random((15, 2)), max_edge=(0.35, 0.7), offset=(0.15, 0.3), cutoff=0.08)
-    st = adelia.spde.spacetime_demf(mesh, n_times, prior_range_s=(0.3, 0.5), prior_range_t=(2.0, 0.5),
-                                    prior_sigma=(2.0, 0.05))
-    loc = rng.random((n_per_time * n_times, 2))
-    t = np.repeat(np.arange(1, n_times + 1), n_per_time)
-    A = adelia.spde.make_A(mesh, loc, group=t, n_group=n_times)
-    y = 1.0 + A @ (0.5 * rng.standard_normal(mesh.n * n_times)) + 0.2 * rng.standard_normal(t.size)
-    stk = adelia.spde.stack(data={"y": y}, A=[A, 1], effects=[{"st": np.arange(1, mesh.n * n_times + 1)},
-                            {"b0": np.ones(y.size)}], tag="est")
-    kw = dict(data=adelia.spde.stack_data(stk), control_predictor={"A": adelia.spde.stack_A(stk)},
-              context={"demf": st}, family="gaussian")
-    formula = "y ~ 0 + b0 + f(st, model=demf)"
-    return (lambda **ci: adelia.compile(formula, control_inla=dict(solver="bta", **ci), **kw),
-            lambda **ci: adelia.inla(formula, control_inla=dict(solver="bta", **ci), **kw))
-
-def relative(a, b):
-    # max |a - b| relative to each column's scale max |a|
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    a, b = (x.reshape(x.shape[0], -1) if x.ndim else x.reshape(1, 1) for x in (a, b))
-    scale = np.maximum(np.max(np.abs(a), axis=0), 1e-300)
-    return float(np.max(np.abs(a - b) / scale))
-
+# the DEMF space-time model of test_bta_distributed's fit script: 12 time blocks
+DEMF = DEMF_PROBLEM + """
 compile_demf, fit_demf = demf_problem(12, 10, 7)
 grid = Mesh(np.array(jax.devices()).reshape(2, 2), ("points", "time"))
 """
